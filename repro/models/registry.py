@@ -1,0 +1,174 @@
+"""The architecture registry, and the builders of adaptive and fixed-depth networks.
+
+Each architecture is a function ``(num_classes, in_channels, image_size) -> (net, layout)``
+that builds an unmodified torchvision model and declares its stages (``Layout``);
+``build_model`` turns it into an ADN, ``build_individual`` into a plain network of one
+depth (the paper's individual and "-Base" networks).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from torch import nn
+
+from repro.errors import ReproError
+from repro.models.adaptive import AdaptiveDepthNetwork, BlockInfo, Layout, extract_subnetwork
+from repro.registry import Registry
+from repro.skip import SkipConfig, SkipLike
+
+NetBuilder = Callable[[int, int, int], "tuple[nn.Module, Layout]"]
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A registered architecture: how to build it and what input it expects."""
+
+    name: str
+    build_net: NetBuilder
+    description: str
+    resolution: int  # native input size (pixels)
+    in_channels: int = 3
+    num_classes: int = 1000
+    min_resolution: int = 8
+    patch_size: int | None = None  # ViTs need image sizes divisible by it
+    official_keys: Callable[[str], str] | None = None  # official release key -> our key
+
+    def check_input(self, in_channels: int, image_size: int, where: str = "the data") -> None:
+        """Raises a one-line error if images of this shape cannot feed this architecture."""
+        if image_size < self.min_resolution:
+            raise ReproError(f"{self.name} needs images of at least {self.min_resolution} px, "
+                             f"but {where} has {image_size} px")
+        if self.patch_size and image_size % self.patch_size:
+            raise ReproError(f"{self.name} needs an image size divisible by its patch size "
+                             f"{self.patch_size}, but {where} has {image_size} px")
+
+
+ARCHS: Registry[ArchSpec] = Registry("architecture")
+
+
+def register_arch(name: str, **meta) -> Callable[[NetBuilder], NetBuilder]:
+    """Decorator registering ``fn(num_classes, in_channels, image_size) -> (net, layout)``."""
+    return ARCHS.register(name, lambda fn: ArchSpec(name=name, build_net=fn, **meta))
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Everything needed to rebuild a model; stored in every checkpoint."""
+
+    arch: str
+    num_classes: int
+    in_channels: int
+    image_size: int
+    split: tuple[int, ...]
+    skip_aware_norms: bool = True
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "split": list(self.split)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ArchConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ReproError(f"unknown architecture settings {sorted(unknown)}")
+        return cls(**{**data, "split": tuple(data["split"])})
+
+
+def resolve_config(arch: str, num_classes: int | None = None, in_channels: int | None = None,
+                   image_size: int | None = None, split: Sequence[int] | None = None,
+                   skip_aware_norms: bool = True) -> ArchConfig:
+    spec = ARCHS.get(arch)
+    image_size = image_size or spec.resolution
+    in_channels = in_channels or spec.in_channels
+    spec.check_input(in_channels, image_size, where=f"the requested input ({image_size} px)")
+    return ArchConfig(arch, num_classes or spec.num_classes, in_channels, image_size,
+                      tuple(split) if split is not None else (), skip_aware_norms)
+
+
+def build_from_config(config: ArchConfig) -> AdaptiveDepthNetwork:
+    spec = ARCHS.get(config.arch)
+    net, layout = spec.build_net(config.num_classes, config.in_channels, config.image_size)
+    model = AdaptiveDepthNetwork(net, layout, split=config.split or None,
+                                 skip_aware_norms=config.skip_aware_norms, name=config.arch)
+    model.config = dataclasses.replace(config, split=model.split)
+    return model
+
+
+def build_model(arch: str, num_classes: int | None = None, *, in_channels: int | None = None,
+                image_size: int | None = None, split: Sequence[int] | None = None,
+                skip_aware_norms: bool = True) -> AdaptiveDepthNetwork:
+    """An adaptive-depth network (ADN) of a registered architecture, freshly initialised.
+
+    split: mandatory blocks per stage (default: the official split).
+    skip_aware_norms: False builds the paper's ablation with one shared norm set.
+    """
+    return build_from_config(resolve_config(arch, num_classes, in_channels, image_size, split,
+                                            skip_aware_norms))
+
+
+class FixedDepthNetwork(nn.Module):
+    """A plain network with the depth of one sub-network (individual / "-Base" networks).
+
+    Offers the same call and structure interface as ``AdaptiveDepthNetwork`` for its one
+    config, so training, evaluation and probes treat both alike.
+    """
+
+    def __init__(self, net: nn.Module, depth: SkipConfig, layout: Layout, split: tuple[int, ...], name: str):
+        super().__init__()
+        self.net = net
+        self.depth = depth
+        self.layout = layout
+        self.split = split
+        self.name = name
+
+    @property
+    def num_stages(self) -> int:
+        return self.depth.num_stages
+
+    def parse_skip(self, skip: SkipLike) -> SkipConfig:
+        if skip is None:
+            return self.depth
+        config = SkipConfig.parse(skip, self.num_stages, self.name)
+        if config != self.depth:
+            raise ReproError(f"{self.name} is a fixed-depth network of depth {self.depth}; "
+                             f"it has no sub-network {config}")
+        return config
+
+    def configs(self) -> list[SkipConfig]:
+        return [self.depth]
+
+    def forward(self, x, skip: SkipLike = None):
+        self.parse_skip(skip)
+        return self.net(x)
+
+    def blocks(self) -> list[BlockInfo]:
+        out = []
+        for i, (stage, m) in enumerate(zip(self.layout.stages, self.split)):
+            kept = stage.blocks[:m] if self.depth.flags[i] else stage.blocks
+            for j, name in enumerate(kept):
+                path = f"{stage.container}.{name}"
+                out.append(BlockInfo(i, j, path, j < m, self.net.get_submodule(path)))
+        return out
+
+
+def build_individual(arch: str, depth: SkipLike, num_classes: int | None = None, *,
+                     in_channels: int | None = None, image_size: int | None = None,
+                     split: Sequence[int] | None = None) -> FixedDepthNetwork:
+    """A freshly initialised plain network with the blocks of sub-network ``depth``.
+
+    Made by the same builder as the ADN: the ADN without skip-aware norms, with the
+    skipped blocks removed. ``depth='FFFF'`` is the usual full network.
+    """
+    adaptive = build_model(arch, num_classes, in_channels=in_channels, image_size=image_size,
+                           split=split, skip_aware_norms=False)
+    return fixed_depth(adaptive, depth)
+
+
+def fixed_depth(model: AdaptiveDepthNetwork, depth: SkipLike) -> FixedDepthNetwork:
+    """The sub-network ``depth`` of ``model`` as a fixed-depth network (weights copied)."""
+    config = model.parse_skip(depth)
+    fixed = FixedDepthNetwork(extract_subnetwork(model, config), config, model.layout, model.split, model.name)
+    fixed.config = dataclasses.replace(model.config, skip_aware_norms=False)
+    return fixed
