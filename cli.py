@@ -6,8 +6,11 @@ import sys
 
 import click
 
+from repro.data import DATASETS
 from repro.errors import ReproError
+from repro.methods import METHODS
 from repro.models import ARCHS
+from repro.presets import PRESETS
 
 
 class Cli(click.Group):
@@ -55,6 +58,89 @@ def flops(arch, resolution, in_channels, split, output):
     model = build_model(arch, in_channels=in_channels, image_size=resolution, split=parse_split(split))
     config = model.config
     write_table(flops_table(model, (config.in_channels, config.image_size, config.image_size)), output)
+
+
+@cli.command()
+def methods():
+    """List the training methods."""
+    for name, method in METHODS.items():
+        click.echo(f"{name:16s} {method.summary}")
+
+
+def recipe_options(fn):
+    """Overrides of the preset's recipe (scientific settings: they change the run's hash)."""
+    for option in reversed([
+        click.option("--epochs", type=int), click.option("--batch-size", type=int, help="Per process."),
+        click.option("--lr", type=float, help="Peak learning rate."),
+        click.option("--train-subset", type=int, help="Train on the first N training images."),
+        click.option("--amp", type=click.Choice(["bf16", "fp16"]), help="Mixed precision (GPU)."),
+        click.option("--ema-decay", type=float), click.option("--label-smoothing", type=float),
+        click.option("--channels-last/--no-channels-last", default=None),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def method_options(fn):
+    """Options of the training methods (see ``python cli.py methods``)."""
+    for option in reversed([
+        click.option("--alpha", type=float, help="Weight of the super-net CE; 1-alpha on distillation."),
+        click.option("--temperature", type=float), click.option("--kl-topk", type=int),
+        click.option("--one-backward", "two_backward", flag_value=False, default=None,
+                     help="One summed backward pass instead of Algorithm 1's two."),
+        click.option("--feature-distill", flag_value=True, default=None),
+        click.option("--no-self-distill", "self_distill", flag_value=False, default=None),
+        click.option("--no-skip-norms", "skip_aware_norms", flag_value=False, default=None),
+        click.option("--split", help="Mandatory blocks per stage, e.g. 1,1,2,1."),
+        click.option("--distill-strategy", type=click.Choice(["super_to_base", "super_to_random", "random_to_random"])),
+        click.option("--depth", help="individual/kd_individual: the network's skip config, e.g. TTTT."),
+        click.option("--teacher", type=click.Path(dir_okay=False), help="kd_individual: teacher checkpoint."),
+        click.option("--num-sampled", type=int), click.option("--divergence", type=click.Choice(["alpha", "kl"])),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def runtime_options(fn):
+    """Run-time choices: they never change what is learned."""
+    for option in reversed([
+        click.option("--data-path", type=click.Path(), help="Data set folder (default: the standard place)."),
+        click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, auto."),
+        click.option("--workers", type=int, default=4, show_default=True, help="Data loader workers (ImageNet)."),
+        click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True),
+        click.option("--progress/--no-progress", default=True, show_default=True),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@cli.command()
+@click.option("--arch", type=click.Choice(ARCHS.names()), required=True)
+@click.option("--method", type=click.Choice(METHODS.names()), default="adn", show_default=True)
+@click.option("--dataset", type=click.Choice(DATASETS.names()), default="fashion_mnist", show_default=True)
+@click.option("--preset", type=click.Choice(PRESETS.names()), default="quick", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue an unfinished run from its last checkpoint.")
+@recipe_options
+@method_options
+@runtime_options
+def train(arch, method, dataset, preset, seed, resume, data_path, device, workers, results_dir, progress, **settings):
+    """Train one run (or reuse it if it has finished); leaves a run record."""
+    from repro.presets import make_spec
+    from repro.specs import MethodOptions
+    from repro.train import Runtime, train as train_run
+
+    settings["split"] = parse_split(settings["split"])
+    option_names = set(MethodOptions.__dataclass_fields__)
+    chosen = {k: v for k, v in settings.items() if v is not None}
+    spec = make_spec(arch, method, dataset, preset, seed,
+                     recipe={k: v for k, v in chosen.items() if k not in option_names},
+                     options={k: v for k, v in chosen.items() if k in option_names})
+    result = train_run(spec, Runtime(results_dir, data_path, device, workers, resume, progress))
+    table = result.record.evaluation()
+    test = table[table["split"] == "test"]
+    click.echo(f"{'reused finished' if result.reused else 'finished'} run {result.record.path}")
+    click.echo(test[["skip", "acc1_pct", "gflops"]].to_string(index=False))
 
 
 def parse_split(text: str | None):

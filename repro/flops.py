@@ -54,7 +54,8 @@ def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     input_shape: (channels, height, width).
     """
     module = module.eval()
-    x = torch.zeros(1, *input_shape)
+    reference = next(module.parameters(), None)
+    x = torch.zeros(1, *input_shape, device=reference.device if reference is not None else "cpu")
     # fvcore logs one warning per op it skips (activations, additions); they cost ~nothing.
     logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
     with torch.no_grad():

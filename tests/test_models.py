@@ -126,8 +126,8 @@ def test_swin_patch_merging_follows_the_next_stage_and_base_path_has_no_stochast
 
 def test_features_of_every_stage():
     model = build_model("vit_mini").eval()
-    logits, features = model.forward_features(small_input(ARCHS.get("vit_mini")), "TFTF")
-    assert len(features) == 4 and all(f.shape[-1] == 96 for f in features)
+    logits, features = model(small_input(ARCHS.get("vit_mini")), "TFTF", return_features=True)
+    assert len(features) == 4 and all(f.shape[-1] == 64 for f in features)
     assert model.selection.features is None
 
 
@@ -138,8 +138,12 @@ def test_shared_prefixes_give_identical_outputs():
         separate = [model(x, c) for c in model.configs()]
         with model.shared_prefixes():
             shared = [model(x, c) for c in model.configs()]
-    for a, b in zip(separate, shared):
+            assert len(model.selection.prefix_cache) == model.num_stages  # only the current prefixes
+        with model.shared_prefixes():  # any order is still exact
+            shuffled = {c: model(x, c) for c in reversed(model.configs())}
+    for a, b, c in zip(separate, shared, (shuffled[c] for c in model.configs())):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, c, rtol=0, atol=0)
 
 
 def test_individual_network_has_the_base_net_parameters():

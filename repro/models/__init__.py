@@ -2,7 +2,8 @@
 from repro.models import mobilenet, resnet, swin, vit  # noqa: F401  (they register their architectures)
 from repro.models.adaptive import AdaptiveDepthNetwork, Layout, Stage, extract_subnetwork
 from repro.models.registry import (ARCHS, ArchConfig, FixedDepthNetwork, build_from_config,
-                                   build_individual, build_model, fixed_depth)
+                                   build_individual, build_model, fixed_depth, num_stages)
 
 __all__ = ["ARCHS", "AdaptiveDepthNetwork", "ArchConfig", "FixedDepthNetwork", "Layout", "Stage",
-           "build_from_config", "build_individual", "build_model", "extract_subnetwork", "fixed_depth"]
+           "build_from_config", "build_individual", "build_model", "extract_subnetwork", "fixed_depth",
+           "num_stages"]

@@ -63,6 +63,8 @@ class Layout:
     # Module (relative to a block) whose output is the residual branch F(h);
     # None: F(h) = block(h) - h. Used by the residual-norm probe (paper Figure 3).
     residual_branch: str | None = None
+    # Dimension of channels in stage outputs (1 for NCHW convnets, -1 for token/NHWC layouts).
+    channel_dim: int = 1
 
     @property
     def num_stages(self) -> int:
@@ -333,18 +335,23 @@ class AdaptiveDepthNetwork(nn.Module):
         """All 2^S sub-networks, super-net first (see ``SkipConfig.all``)."""
         return SkipConfig.all(self.num_stages)
 
-    def forward(self, x: torch.Tensor, skip: SkipLike = None) -> torch.Tensor:
-        self.selection.flags = self.parse_skip(skip).flags
-        return self.net(x)
-
-    def forward_features(self, x: torch.Tensor, skip: SkipLike = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits and the output of every stage (for intermediate-feature distillation)."""
-        self.selection.features = {}
+    def forward(self, x: torch.Tensor, skip: SkipLike = None, return_features: bool = False):
+        """Logits of sub-network ``skip`` (default: the super-net); with ``return_features``,
+        also the output of every stage (for intermediate-feature distillation)."""
+        flags = self.parse_skip(skip).flags
+        selection = self.selection
+        selection.flags = flags
+        if selection.prefix_cache:
+            # Keep only the stage outputs this sub-network can reuse: memory stays at S tensors.
+            selection.prefix_cache = {k: v for k, v in selection.prefix_cache.items() if k[1] == flags[: k[0] + 1]}
+        if not return_features:
+            return self.net(x)
+        selection.features = {}
         try:
-            logits = self(x, skip)
-            features = [self.selection.features[i] for i in range(self.num_stages)]
+            logits = self.net(x)
+            features = [selection.features[i] for i in range(self.num_stages)]
         finally:
-            self.selection.features = None
+            selection.features = None
         return logits, features
 
     @contextmanager

@@ -8,9 +8,11 @@ depth (the paper's individual and "-Base" networks).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import torch
 from torch import nn
 
 from repro.errors import ReproError
@@ -94,6 +96,13 @@ def build_from_config(config: ArchConfig) -> AdaptiveDepthNetwork:
                                  skip_aware_norms=config.skip_aware_norms, name=config.arch)
     model.config = dataclasses.replace(config, split=model.split)
     return model
+
+
+@functools.cache
+def num_stages(arch: str) -> int:
+    """S, the number of skippable stages of a registered architecture."""
+    with torch.device("meta"):  # structure only: no memory, no initialisation cost
+        return build_model(arch).num_stages
 
 
 def build_model(arch: str, num_classes: int | None = None, *, in_channels: int | None = None,

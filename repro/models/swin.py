@@ -21,7 +21,7 @@ def swin_layout(net) -> Layout:
     stages = [sequential_stage(net, "features.1")]
     for container in (3, 5, 7):
         stages.append(sequential_stage(net, f"features.{container}", attached=[f"features.{container - 1}"]))
-    return Layout(tuple(stages))
+    return Layout(tuple(stages), channel_dim=-1)
 
 
 def official_key(key: str) -> str:

@@ -20,7 +20,7 @@ from repro.models.resnet import rename_skip_norms
 def vit_layout(net: VisionTransformer, blocks_per_stage: int = 3) -> Layout:
     names = list(net.encoder.layers._modules)
     groups = [tuple(names[i:i + blocks_per_stage]) for i in range(0, len(names), blocks_per_stage)]
-    return Layout(tuple(Stage("encoder.layers", g, default_mandatory(len(g))) for g in groups))
+    return Layout(tuple(Stage("encoder.layers", g, default_mandatory(len(g))) for g in groups), channel_dim=-1)
 
 
 def _set_in_channels(net: VisionTransformer, in_channels: int) -> None:
@@ -47,11 +47,11 @@ for _name, _patch in (("vit_b_16", 16), ("vit_b_32", 32)):
                   min_resolution=_patch, patch_size=_patch, official_keys=rename_skip_norms)(_torchvision_vit(_name))
 
 
-@register_arch("vit_mini", description="ViT with 12 blocks in 4 groups, width 96, 3 heads, "
+@register_arch("vit_mini", description="ViT with 12 blocks in 4 groups, width 64, 4 heads, "
                "patch 4, for 28-32 px images", resolution=28, in_channels=1, num_classes=10,
                min_resolution=4, patch_size=4)
 def vit_mini(num_classes: int, in_channels: int, image_size: int):
-    net = VisionTransformer(image_size=image_size, patch_size=4, num_layers=12, num_heads=3,
-                            hidden_dim=96, mlp_dim=192, num_classes=num_classes)
+    net = VisionTransformer(image_size=image_size, patch_size=4, num_layers=12, num_heads=4,
+                            hidden_dim=64, mlp_dim=128, num_classes=num_classes)
     _set_in_channels(net, in_channels)
     return net, vit_layout(net)

@@ -1,0 +1,162 @@
+"""What does a training step cost, per method? Ratios measured within one run.
+
+1. ADN step (Algorithm 1, two backward passes) / (super-net fwd+bwd + base-net fwd+bwd
+   timed separately): the method's own overhead. Goal <= 1.10.
+2. Per-step time of every method (individual FFFF and TTTT, kd_individual, alphanet, adn)
+   as a ratio to individual FFFF; the paper's Table 2 expects ADN far cheaper than
+   AlphaNet-style training (2 vs 4 forward+backward passes).
+3. Data-pipeline share of a resnet_mini Fashion-MNIST ADN step (batch fetch + on-device
+   augmentation). Goal < 5%.
+4. Peak memory of a two-backward ADN step vs an individual super-net step (peak RSS
+   growth over the set-up, each in a fresh process, on CPU). Goal <= 1.15x.
+
+    python benchmarks/train_step.py [--steps 8] [--resnet50-batch 16] [--no-resnet50]
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from repro.methods import METHODS, StepContext  # noqa: E402
+from repro.methods.losses import soft_cross_entropy  # noqa: E402
+from repro.models import build_individual, build_model  # noqa: E402
+from repro.skip import SkipConfig  # noqa: E402
+from repro.specs import MethodOptions  # noqa: E402
+from repro.timing import time_interleaved  # noqa: E402
+
+METHOD_ROWS = [("individual FFFF", "individual", "FFFF"), ("individual TTTT", "individual", "TTTT"),
+               ("kd_individual TTTT", "kd_individual", "TTTT"), ("alphanet", "alphanet", None),
+               ("adn", "adn", None)]
+
+
+class Workload:
+    """One model, optimiser and batch, stepping with one method."""
+
+    def __init__(self, arch, method, depth, images, targets, channels_last, teacher=None, num_classes=10):
+        self.method = METHODS.get(method)
+        shape = dict(in_channels=images.shape[1], image_size=images.shape[-1])
+        if depth is None:
+            self.model = build_model(arch, num_classes, **shape, skip_aware_norms=method != "alphanet")
+        else:
+            self.model = build_individual(arch, depth, num_classes, **shape)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            images = images.contiguous(memory_format=torch.channels_last)
+        self.images, self.targets = images, targets
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.options = MethodOptions(depth=depth) if depth else MethodOptions()
+        self.teacher = teacher
+        self.global_step = 0
+
+    def step(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        ctx = StepContext(model=self.model, module=self.model, options=self.options,
+                          criterion=soft_cross_entropy, backward=lambda loss: loss.backward(),
+                          autocast=nullcontext, seed=0, global_step=self.global_step, state=self.teacher)
+        self.method.train_step(self.images, self.targets, ctx)
+        self.optimizer.step()
+        self.global_step += 1
+
+
+def pass_timer(model, images, targets, config):
+    def run():
+        model.zero_grad(set_to_none=True)
+        soft_cross_entropy(model(images, config), targets).backward()
+    return run
+
+
+def step_ratios(arch, images, targets, num_classes, channels_last, steps):
+    teacher = build_individual(arch, "FFFF", num_classes, in_channels=images.shape[1],
+                               image_size=images.shape[-1]).eval().requires_grad_(False)
+    if channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
+    workloads = {name: Workload(arch, method, depth, images, targets, channels_last, teacher, num_classes)
+                 for name, method, depth in METHOD_ROWS}
+    adn = workloads["adn"].model
+    x = workloads["adn"].images
+    s = adn.num_stages
+    candidates = {name: w.step for name, w in workloads.items()}
+    candidates["super-net fwd+bwd"] = pass_timer(adn, x, targets, SkipConfig.super_net(s))
+    candidates["base-net fwd+bwd"] = pass_timer(adn, x, targets, SkipConfig.base_net(s))
+    return time_interleaved(candidates, repeats=steps, warmup=2)
+
+
+def report(title, timings):
+    print(f"\n{title}")
+    base = timings["individual FFFF"].median_ms
+    for name, t in timings.items():
+        print(f"  {name:22s} {t.median_ms:9.1f} ms/step (IQR {t.iqr_ms:.1f})   x{t.median_ms / base:.2f} of individual FFFF")
+    separate = timings["super-net fwd+bwd"].median_ms + timings["base-net fwd+bwd"].median_ms
+    ratio = timings["adn"].median_ms / separate
+    print(f"  ADN step / (super fwd+bwd + base fwd+bwd) = {ratio:.3f} (goal <= 1.10)")
+    print(f"  alphanet / adn = {timings['alphanet'].median_ms / timings['adn'].median_ms:.2f}")
+
+
+def data_share(steps):
+    from repro.data import load_data
+
+    data = load_data("fashion_mnist", batch_size=128, channels_last=True)
+    batches = iter(data.train.epoch(0))
+    images, targets = next(batches)
+    adn = Workload("resnet_mini", "adn", None, images, targets, channels_last=True)
+    timings = time_interleaved({"fetch + augment": lambda: next(batches), "adn step": adn.step},
+                               repeats=steps, warmup=2)
+    share = timings["fetch + augment"].median_ms / (timings["fetch + augment"].median_ms + timings["adn step"].median_ms)
+    print(f"\nresnet_mini on Fashion-MNIST, batch 128: batch fetch + augmentation {timings['fetch + augment'].median_ms:.2f} ms,"
+          f" ADN step {timings['adn step'].median_ms:.1f} ms: data share {100 * share:.2f}% (goal < 5%)")
+
+
+def peak_memory_child(method: str, one_backward: bool) -> None:
+    """Run in a fresh process: prints the peak RSS growth (MiB) over 3 steps."""
+    torch.manual_seed(0)
+    images, targets = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
+    depth = "FFFF" if method == "individual" else None
+    work = Workload("resnet_mini", method, depth, images, targets, channels_last=True)
+    if one_backward:
+        work.options = MethodOptions(two_backward=False)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(3):
+        work.step()
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+
+
+def memory_ratios() -> None:
+    def measure(*args):
+        out = subprocess.run([sys.executable, __file__, "--memory-child", *args], capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+    individual, adn, adn_one = measure("individual"), measure("adn"), measure("adn", "--one-backward")
+    print(f"\npeak RSS growth over 3 steps (resnet_mini, batch 128, CPU): individual FFFF {individual:.0f} MiB, "
+          f"ADN two-backward {adn:.0f} MiB (x{adn / individual:.2f}, goal <= 1.15), ADN one summed backward "
+          f"{adn_one:.0f} MiB (x{adn_one / individual:.2f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--resnet50-batch", type=int, default=16)
+    parser.add_argument("--no-resnet50", action="store_true")
+    parser.add_argument("--memory-child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        return peak_memory_child(args.memory_child[0], "--one-backward" in args.memory_child)
+    torch.manual_seed(0)
+    print(f"CPU, {torch.get_num_threads()} threads; medians of {args.steps} interleaved steps")
+    images, targets = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
+    report("resnet_mini, batch 128 of 1x28x28 (channels_last)", step_ratios("resnet_mini", images, targets, 10, True, args.steps))
+    data_share(args.steps * 3)
+    memory_ratios()
+    if not args.no_resnet50:
+        b = args.resnet50_batch
+        images, targets = torch.randn(b, 3, 224, 224), torch.randint(0, 1000, (b,))
+        report(f"resnet50, fake ImageNet-size batch {b} of 3x224x224", step_ratios("resnet50", images, targets, 1000, False, max(3, args.steps // 2)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Accuracy of sub-networks on a data split.
+
+All requested sub-networks are evaluated on each batch as it is read (the data is read
+once), depth-first: with ``AdaptiveDepthNetwork.shared_prefixes`` every stage output is
+computed once per distinct prefix of skip flags and reused by all configs sharing it.
+The results equal evaluating each sub-network on its own, exactly.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from repro.skip import SkipConfig
+
+
+@dataclass(frozen=True)
+class SubnetResult:
+    skip: SkipConfig
+    acc1_pct: float
+    acc5_pct: float
+    loss: float  # mean cross-entropy (nats)
+    images: int
+
+    def as_row(self) -> dict:
+        return {"skip": str(self.skip), "acc1_pct": self.acc1_pct, "acc5_pct": self.acc5_pct,
+                "loss": self.loss, "images": self.images}
+
+
+def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks=(1, 5)) -> list[int]:
+    """Number of samples whose label is among the top-k logits, for each k."""
+    if targets.dim() > 1:  # soft (mixup) targets: their most likely class
+        targets = targets.argmax(dim=1)
+    k_max = min(max(ks), logits.shape[1])
+    top = logits.topk(k_max, dim=1).indices
+    hits = top.eq(targets[:, None])
+    return [int(hits[:, : min(k, k_max)].any(dim=1).sum()) for k in ks]
+
+
+def evaluate(model: nn.Module, batches, configs: list[SkipConfig] | None = None, *,
+             share_prefixes: bool = True) -> list[SubnetResult]:
+    """Top-1/top-5 accuracy (%) and loss of each config over all batches of one split.
+
+    With torch.distributed initialised, each rank evaluates its shard and the counts are
+    summed, so every rank returns the totals.
+    """
+    configs = configs or model.configs()
+    # per config: correct@1, correct@5, loss sum, count
+    totals = torch.zeros(len(configs), 4, dtype=torch.float64)
+    was_training = model.training
+    model.eval()
+    shared = share_prefixes and len(configs) > 1 and hasattr(model, "shared_prefixes")
+    with torch.inference_mode():
+        for images, targets in batches.epoch(0):
+            with model.shared_prefixes() if shared else nullcontext():
+                for i, config in enumerate(configs):
+                    logits = model(images, config).float()
+                    c1, c5 = topk_correct(logits, targets)
+                    loss = F.cross_entropy(logits, targets, reduction="sum").item()
+                    totals[i] += torch.tensor([c1, c5, loss, len(targets)], dtype=torch.float64)
+    model.train(was_training)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(totals)
+    rows = []
+    for config, (c1, c5, loss, n) in zip(configs, totals.tolist()):
+        n = max(n, 1)
+        rows.append(SubnetResult(config, 100 * c1 / n, 100 * c5 / n, loss / n, int(n)))
+    return rows
+
+
+def evaluation_table(model: nn.Module, splits: dict[str, list[SubnetResult]], input_shape: tuple[int, ...]):
+    """One row per (split, sub-network): accuracy next to GFLOPs and parameters (millions)."""
+    import pandas as pd
+
+    from repro.flops import subnetwork_costs
+
+    configs = [row.skip for row in next(iter(splits.values()))]
+    costs = {c.skip: c for c in subnetwork_costs(model, input_shape, configs)}
+    rows = [{"split": split, **row.as_row(), "gflops": costs[row.skip].gflops, "params_m": costs[row.skip].params_m}
+            for split, results in splits.items() for row in results]
+    return pd.DataFrame(rows)

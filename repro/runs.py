@@ -1,0 +1,173 @@
+"""Run records: one directory per training run, named by its spec.
+
+    <results>/<preset>/runs/<run_id>/
+        spec.json       the RunSpec (what was trained)
+        env.json        provenance: git commit and dirty flag, versions, hardware, command,
+                        wall time, status ("running" | "interrupted" | "failed" | "finished")
+        metrics.jsonl   one JSON line per epoch
+        eval.csv        the finished model's sub-networks on val and test:
+                        split,skip,acc1_pct,acc5_pct,loss,gflops,params_m
+        checkpoint.pt   the latest training state (resume); model.pt: the final model
+                        (both left out of git: records are committed without them)
+
+A finished record is reused, never overwritten.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from repro.errors import ReproError
+from repro.files import append_line, write_json, write_text
+from repro.specs import RunSpec
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_directory(results_dir: str | Path, spec: RunSpec) -> Path:
+    return Path(results_dir) / spec.preset / "runs" / spec.run_id
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    path: Path
+
+    @property
+    def spec_file(self) -> Path:
+        return self.path / "spec.json"
+
+    @property
+    def env_file(self) -> Path:
+        return self.path / "env.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def eval_file(self) -> Path:
+        return self.path / "eval.csv"
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / "model.pt"
+
+    def exists(self) -> bool:
+        return self.spec_file.is_file()
+
+    def is_finished(self) -> bool:
+        return self.exists() and self.env().get("status") == "finished" and self.eval_file.is_file()
+
+    def spec(self) -> RunSpec:
+        return RunSpec.from_dict(self._read_json(self.spec_file))
+
+    def env(self) -> dict:
+        return self._read_json(self.env_file) if self.env_file.is_file() else {}
+
+    def metrics(self) -> list[dict]:
+        if not self.metrics_file.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line.strip()]
+
+    def evaluation(self):
+        import pandas as pd
+
+        return pd.read_csv(self.eval_file)
+
+    # ------------------------------------------------------------------ writing (rank 0)
+    def create(self, spec: RunSpec) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.spec_file, spec.to_dict())
+        write_json(self.env_file, {**collect_environment(), "status": "running", "wall_s": 0.0, "segments": []})
+        self.metrics_file.touch()
+
+    def start_segment(self, resumed_from: dict | None) -> float:
+        """Records that training (re)starts now; returns the start time for ``end_segment``."""
+        env = self.env()
+        env.update(collect_environment())
+        env["status"] = "running"
+        env["segments"].append({"started_at": _now(), "resumed_from": resumed_from, "command": _command()})
+        write_json(self.env_file, env)
+        return time.perf_counter()
+
+    def end_segment(self, started: float, status: str, **fields) -> None:
+        env = self.env()
+        elapsed = time.perf_counter() - started
+        env["wall_s"] = round(env.get("wall_s", 0.0) + elapsed, 1)
+        env["status"] = status
+        env["segments"][-1].update({"ended_at": _now(), "wall_s": round(elapsed, 1), "status": status})
+        env.update(fields)
+        write_json(self.env_file, env)
+
+    def append_metrics(self, line: dict) -> None:
+        append_line(self.metrics_file, json.dumps(line))
+
+    def write_evaluation(self, table) -> None:
+        write_text(self.eval_file, table.to_csv(index=False))
+
+    def _read_json(self, path: Path) -> dict:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ReproError(f"unreadable run record file {path}: {error}") from None
+
+
+def collect_environment() -> dict:
+    """Provenance of the current process: code identity, versions, hardware."""
+    import torchvision
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    for name in ("fvcore", "numpy", "pandas"):
+        try:
+            versions[name] = __import__(name).__version__
+        except (ImportError, AttributeError):
+            versions[name] = None
+    return {"git": git_identity(), "versions": versions, "hardware": hardware()}
+
+
+def git_identity() -> dict:
+    def git(*args):
+        result = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
+def hardware() -> dict:
+    info = {"platform": platform.platform(), "machine": platform.machine(), "cpu": _cpu_model(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            if torch.cuda.is_available() else []}
+    return info
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _command() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

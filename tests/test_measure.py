@@ -1,0 +1,185 @@
+"""Latency/energy tables (repro.measure) and hardware energy counters (repro.energy)."""
+import math
+import sys
+import types
+
+import pytest
+import torch
+import torchvision
+
+from repro import energy
+from repro.energy import SOURCES, EnergyMeter
+from repro.errors import ReproError
+from repro.flops import count_flops, count_params
+from repro.measure import COLUMNS, measure_latency, measure_width_latency, width_variants
+from repro.models import build_individual, build_model
+
+SHAPE = (1, 28, 28)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # These machines are shared: two OpenMP threads competing with other processes for two
+    # cores spin-wait and run ~100x slower than one thread.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def measured():
+    """One small measurement shared by the tests: three configs, 1 thread (2 before)."""
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = build_model("resnet_mini")
+        table = measure_latency(model, SHAPE, ["FFFF", "TFTF", "base"], threads=1, repeats=3, warmup=1)
+        threads_after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(original)
+    return model, table, threads_after
+
+
+def test_one_row_per_config_with_the_expected_columns(measured):
+    _, table, _ = measured
+    assert list(table.columns) == ["skip", *COLUMNS]
+    assert list(table.skip) == ["FFFF", "TFTF", "TTTT"]
+    assert (table.latency_ms > 0).all() and (table.runs == 3).all()
+    assert (table.latency_q1_ms <= table.latency_ms).all() and (table.latency_ms <= table.latency_q3_ms).all()
+    assert (table.latency_iqr_ms >= 0).all()
+    assert list(table.device) == ["cpu"] * 3 and (table.batch_size == 1).all()
+    # Fewer blocks, fewer FLOPs and parameters.
+    assert table.gflops.is_monotonic_decreasing and table.params_m.is_monotonic_decreasing
+
+
+def test_threads_are_set_for_the_measurement_and_restored(measured):
+    _, table, threads_after = measured
+    assert (table.threads == 1).all()
+    assert threads_after == 2
+
+
+def test_the_model_is_left_untouched(measured):
+    model, _, _ = measured
+    assert model.training
+    assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+def test_energy_is_nan_exactly_when_no_counter_is_readable(measured):
+    _, table, _ = measured
+    assert set(table.energy_source) <= set(SOURCES)
+    for source, value in zip(table.energy_source, table.energy_mj):
+        assert math.isnan(value) == (source == "unavailable")
+
+
+def test_fixed_depth_network_gives_one_row_and_uses_rapl_when_readable(measured, monkeypatch, tmp_path):
+    _fake_package(tmp_path, "intel-rapl:0", "package-0", energy_uj=5_000)
+    monkeypatch.setattr(energy, "POWERCAP_ROOT", tmp_path)
+    table = measure_latency(build_individual("resnet_mini", "TTTT"), SHAPE, repeats=2, warmup=0)
+    assert list(table.skip) == ["TTTT"]
+    assert table.energy_source[0] == "rapl" and table.energy_mj[0] == 0.0  # the fake counter stands still
+    # The individual base-net has the ADN base-net's FLOPs (it only lacks the skip-aware norms).
+    adn = measured[1].set_index("skip")
+    assert table.gflops[0] == pytest.approx(adn.gflops["TTTT"])
+
+
+@pytest.mark.parametrize("kwargs", [dict(input_shape=(28, 28)), dict(threads=0), dict(repeats=0),
+                                    dict(batch_size=0)])
+def test_bad_settings_are_one_line_errors(kwargs):
+    kwargs = {"input_shape": SHAPE, **kwargs}
+    with pytest.raises(ReproError):
+        measure_latency(build_model("resnet_mini"), kwargs.pop("input_shape"), **kwargs)
+
+
+# --------------------------------------------------------------------------- width variants
+def test_width_variant_one_is_torchvision_resnet50():
+    variants = width_variants((0.25, 1.0))
+    assert list(variants) == ["width x0.25", "width x1.00"]
+    full, reference = variants["width x1.00"], torchvision.models.resnet50()
+    shapes = {k: v.shape for k, v in full.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in reference.state_dict().items()}
+    assert count_params(full) == count_params(reference) == 25_557_032
+    assert count_flops(full, (3, 224, 224)) == 4_111_512_576  # 4.11 GFLOPs (fvcore, BN included)
+    quarter = variants["width x0.25"]
+    assert quarter.conv1.out_channels == 16 and quarter.layer4[0].conv1.out_channels == 128
+
+
+def test_measure_width_latency_table():
+    table = measure_width_latency((3, 64, 64), (0.25, 0.5), repeats=2, warmup=0)
+    assert list(table.columns) == ["model", *COLUMNS]
+    assert list(table.model) == ["width x0.25", "width x0.50"]
+    assert table.gflops[0] < table.gflops[1] < 4.11 * (64 / 224) ** 2
+    assert (table.latency_ms > 0).all()
+
+
+def test_width_variants_only_for_resnet50():
+    with pytest.raises(ReproError, match="resnet50"):
+        width_variants(arch="vit_b_16")
+
+
+# --------------------------------------------------------------------------- energy counters
+def _fake_package(root, folder, name, energy_uj, max_uj=10_000):
+    zone = root / folder
+    zone.mkdir(parents=True)
+    (zone / "name").write_text(name + "\n")
+    (zone / "energy_uj").write_text(f"{energy_uj}\n")
+    (zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    return zone
+
+
+def test_rapl_sums_packages_and_undoes_a_wrap_around(tmp_path):
+    package0 = _fake_package(tmp_path, "intel-rapl:0", "package-0", energy_uj=1_000)
+    package1 = _fake_package(tmp_path, "intel-rapl:1", "package-1", energy_uj=9_000)
+    core = _fake_package(tmp_path, "intel-rapl:0:0", "core", energy_uj=0)  # part of package-0
+    psys = _fake_package(tmp_path, "intel-rapl:2", "psys", energy_uj=0)  # whole platform
+    meter = EnergyMeter("cpu", powercap_root=tmp_path)
+    assert meter.source == "rapl" and meter.available
+    with meter:
+        (package0 / "energy_uj").write_text("4000\n")  # +3000 uJ
+        (package1 / "energy_uj").write_text("500\n")  # wrapped: 10000 - 9000 + 500 = 1500 uJ
+        for zone in (core, psys):
+            (zone / "energy_uj").write_text("7777\n")
+    assert meter.energy_mj == pytest.approx(4.5)
+    meter.start()  # a second window starts from the new readings
+    (package0 / "energy_uj").write_text("4100\n")
+    assert meter.stop() == pytest.approx(0.1)
+
+
+def test_rapl_missing_or_unreadable_is_unavailable(tmp_path, monkeypatch):
+    meter = EnergyMeter("cpu", powercap_root=tmp_path / "absent")
+    assert meter.source == "unavailable"
+    with meter:
+        pass
+    assert meter.energy_mj is None
+
+    _fake_package(tmp_path, "intel-rapl:0", "psys", energy_uj=1)  # no package domain
+    assert EnergyMeter("cpu", powercap_root=tmp_path).source == "unavailable"
+
+    _fake_package(tmp_path, "intel-rapl:1", "package-0", energy_uj=1)
+    assert EnergyMeter("cpu", powercap_root=tmp_path).source == "rapl"
+
+    def root_only(path):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(energy, "_read_uj", root_only)
+    assert EnergyMeter("cpu", powercap_root=tmp_path).source == "unavailable"
+
+
+def test_cuda_without_pynvml_is_unavailable(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml -> ImportError
+    assert EnergyMeter("cuda").source == "unavailable"
+
+
+def test_nvml_counter_difference(monkeypatch):
+    readings = iter([1_000, 1_000, 1_600])  # mJ: probe at construction, start, stop
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda index: f"gpu{index}",
+        nvmlDeviceGetTotalEnergyConsumption=lambda handle: next(readings))
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(energy, "_cuda_uuid", lambda device: None)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    meter = EnergyMeter("cuda:0")
+    assert meter.source == "nvml" and meter.counter.handle == "gpu0"
+    with meter:
+        pass
+    assert meter.energy_mj == 600.0
