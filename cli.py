@@ -143,6 +143,117 @@ def train(arch, method, dataset, preset, seed, resume, data_path, device, worker
     click.echo(test[["skip", "acc1_pct", "gflops"]].to_string(index=False))
 
 
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--arch", type=click.Choice(ARCHS.names()), help="Check (ours) or choose (official, torchvision) the architecture.")
+@click.option("--dataset", type=click.Choice(DATASETS.names()), help="Default: the run's data set, else fashion_mnist.")
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
+@click.option("--skip", "configs", help="Comma-separated skip configs (default: all 2^S).")
+@click.option("--ema", is_flag=True, help="Use the EMA weights where the checkpoint has them.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--test-subset", type=click.IntRange(min=1), help="Only the first N test images.")
+@click.option("--data-path", type=click.Path())
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the table as CSV.")
+def evaluate(checkpoint, arch, dataset, split, configs, ema, batch_size, test_subset, data_path, device, output):
+    """Accuracy, loss, GFLOPs and parameters of every sub-network of a checkpoint, in one
+    pass over the data (depth-first, stage outputs shared between configs)."""
+    from repro.checkpoints import checkpoint_dataset, load_checkpoint
+    from repro.evaluate import evaluate_on_dataset
+
+    check_writable(output)
+    model = load_checkpoint(checkpoint, arch, ema=ema)
+    dataset = dataset or checkpoint_dataset(checkpoint) or "fashion_mnist"
+    table = evaluate_on_dataset(model, dataset, split=split, data_path=data_path, batch_size=batch_size,
+                                test_subset=test_subset, device=device, configs=configs.split(",") if configs else None, source=checkpoint)
+    write_table(table.drop(columns="images"), output)
+
+
+@cli.command()
+@click.option("--arch", type=click.Choice(ARCHS.names()), required=True)
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Trained weights (latency does not depend on them).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--threads", type=int, help="CPU threads (default: torch's setting).")
+@click.option("--repeats", type=int, default=30, show_default=True, help="Timed interleaved rounds.")
+@click.option("--resolution", type=int, help="Input size in pixels (default: the architecture's).")
+@click.option("--width/--no-width", default=False, show_default=True,
+              help="Also time width-scaled ResNet50s (x0.25..x1.0) for the depth-vs-width comparison.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the table as CSV.")
+def latency(arch, checkpoint, device, batch_size, threads, repeats, resolution, width, output):
+    """Latency (median, IQR over interleaved runs) and energy, where a counter exists, of
+    every sub-network, each timed as the plain network one would deploy."""
+    import pandas as pd
+
+    from repro.checkpoints import load_checkpoint
+    from repro.measure import measure_latency, measure_width_latency
+    from repro.models import build_model
+
+    check_writable(output)
+    model = load_checkpoint(checkpoint, arch) if checkpoint else build_model(arch, image_size=resolution)
+    c = model.config
+    shape = (c.in_channels, resolution or c.image_size, resolution or c.image_size)
+    table = measure_latency(model, shape, device=device, batch_size=batch_size, threads=threads, repeats=repeats)
+    if width:
+        widths = measure_width_latency(shape, arch=arch, num_classes=c.num_classes, device=device,
+                                       batch_size=batch_size, threads=threads, repeats=repeats)
+        table = pd.concat([table.assign(kind="depth"), widths.assign(kind="width")], ignore_index=True)
+    write_table(table, output)
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--arch", type=click.Choice(ARCHS.names()))
+@click.option("--dataset", type=click.Choice(DATASETS.names()), help="Default: the run's data set, else fashion_mnist.")
+@click.option("--skip", help="Sub-network to probe (default: the super-net, or the network's own depth).")
+@click.option("--images", type=int, default=256, show_default=True, help="Test images averaged over.")
+@click.option("--data-path", type=click.Path())
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the table as CSV.")
+def norms(checkpoint, arch, dataset, skip, images, data_path, output):
+    """||F(h)||_2 / ||h||_2 of every residual block over real images (paper Figure 3)."""
+    from repro.checkpoints import checkpoint_dataset, load_checkpoint
+    from repro.data import sample_images
+    from repro.evaluate import check_model_fits_data
+    from repro.probes import residual_norm_ratios
+
+    check_writable(output)
+    model = load_checkpoint(checkpoint, arch)
+    dataset = dataset or checkpoint_dataset(checkpoint) or "fashion_mnist"
+    x, _, info = sample_images(dataset, images, data_path=data_path)
+    check_model_fits_data(model, info, checkpoint)
+    write_table(residual_norm_ratios(model, x, skip), output)
+
+
+def artifact_names():
+    from repro.artifacts import ARTIFACTS
+
+    return [*ARTIFACTS.names(), "all"]
+
+
+@cli.command()
+@click.argument("artifacts", nargs=-1, required=True, type=click.Choice(artifact_names()))
+@click.option("--preset", type=click.Choice(PRESETS.names()), default="quick", show_default=True)
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds 0..N-1 of every run.")
+@click.option("--dry-run", is_flag=True, help="List the runs and measurements and the expected time; train nothing.")
+@runtime_options
+def reproduce(artifacts, preset, seeds, dry_run, data_path, device, workers, results_dir, progress):
+    """Regenerate paper artifacts (table1..table7, fig3..fig8, or all): train the missing
+    runs (resuming unfinished ones), measure, write results/<preset>/tables|figures."""
+    from repro.reproduce import reproduce as run_reproduce
+    from repro.train import Runtime
+
+    run_reproduce(list(artifacts), preset, seeds, Runtime(results_dir, data_path, device, workers, True, progress),
+                  dry_run=dry_run, echo=click.echo)
+
+
+def check_writable(output) -> None:
+    """Refuses an output path that cannot be written before any work is done."""
+    if output:
+        from repro.files import check_writable as check
+
+        check(output)
+
+
 def parse_split(text: str | None):
     if text is None:
         return None

@@ -18,51 +18,16 @@ import argparse
 import resource
 import subprocess
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from repro.methods import METHODS, StepContext  # noqa: E402
 from repro.methods.losses import soft_cross_entropy  # noqa: E402
-from repro.models import build_individual, build_model  # noqa: E402
 from repro.skip import SkipConfig  # noqa: E402
 from repro.specs import MethodOptions  # noqa: E402
+from repro.step_timing import Workload, make_workloads, table2_methods  # noqa: E402
 from repro.timing import time_interleaved  # noqa: E402
-
-METHOD_ROWS = [("individual FFFF", "individual", "FFFF"), ("individual TTTT", "individual", "TTTT"),
-               ("kd_individual TTTT", "kd_individual", "TTTT"), ("alphanet", "alphanet", None),
-               ("adn", "adn", None)]
-
-
-class Workload:
-    """One model, optimiser and batch, stepping with one method."""
-
-    def __init__(self, arch, method, depth, images, targets, channels_last, teacher=None, num_classes=10):
-        self.method = METHODS.get(method)
-        shape = dict(in_channels=images.shape[1], image_size=images.shape[-1])
-        if depth is None:
-            self.model = build_model(arch, num_classes, **shape, skip_aware_norms=method != "alphanet")
-        else:
-            self.model = build_individual(arch, depth, num_classes, **shape)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-            images = images.contiguous(memory_format=torch.channels_last)
-        self.images, self.targets = images, targets
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
-        self.options = MethodOptions(depth=depth) if depth else MethodOptions()
-        self.teacher = teacher
-        self.global_step = 0
-
-    def step(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        ctx = StepContext(model=self.model, module=self.model, options=self.options,
-                          criterion=soft_cross_entropy, backward=lambda loss: loss.backward(),
-                          autocast=nullcontext, seed=0, global_step=self.global_step, state=self.teacher)
-        self.method.train_step(self.images, self.targets, ctx)
-        self.optimizer.step()
-        self.global_step += 1
 
 
 def pass_timer(model, images, targets, config):
@@ -73,12 +38,8 @@ def pass_timer(model, images, targets, config):
 
 
 def step_ratios(arch, images, targets, num_classes, channels_last, steps):
-    teacher = build_individual(arch, "FFFF", num_classes, in_channels=images.shape[1],
-                               image_size=images.shape[-1]).eval().requires_grad_(False)
-    if channels_last:
-        teacher = teacher.to(memory_format=torch.channels_last)
-    workloads = {name: Workload(arch, method, depth, images, targets, channels_last, teacher, num_classes)
-                 for name, method, depth in METHOD_ROWS}
+    workloads = make_workloads(arch, table2_methods(4), images, targets, num_classes=num_classes,
+                               channels_last=channels_last)
     adn = workloads["adn"].model
     x = workloads["adn"].images
     s = adn.num_stages
@@ -105,7 +66,7 @@ def data_share(steps):
     data = load_data("fashion_mnist", batch_size=128, channels_last=True)
     batches = iter(data.train.epoch(0))
     images, targets = next(batches)
-    adn = Workload("resnet_mini", "adn", None, images, targets, channels_last=True)
+    adn = Workload("resnet_mini", "adn", None, images, targets, num_classes=10, channels_last=True)
     timings = time_interleaved({"fetch + augment": lambda: next(batches), "adn step": adn.step},
                                repeats=steps, warmup=2)
     share = timings["fetch + augment"].median_ms / (timings["fetch + augment"].median_ms + timings["adn step"].median_ms)
@@ -118,9 +79,8 @@ def peak_memory_child(method: str, one_backward: bool) -> None:
     torch.manual_seed(0)
     images, targets = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
     depth = "FFFF" if method == "individual" else None
-    work = Workload("resnet_mini", method, depth, images, targets, channels_last=True)
-    if one_backward:
-        work.options = MethodOptions(two_backward=False)
+    work = Workload("resnet_mini", method, depth, images, targets, num_classes=10, channels_last=True,
+                    options=MethodOptions(two_backward=False) if one_backward else None)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(3):
         work.step()

@@ -207,3 +207,10 @@ def _first_line(error: BaseException) -> str:
 
 __all__ = ["CheckpointError", "checkpoint_payload", "import_state_dict", "load_checkpoint",
            "model_from_payload", "read_checkpoint", "save_checkpoint"]
+
+
+def checkpoint_dataset(path: str | Path) -> str | None:
+    """The data set a run's checkpoint was trained on (None for other checkpoints)."""
+    obj = read_checkpoint(path)
+    spec = obj.get("spec")
+    return spec.get("dataset") if isinstance(spec, dict) else None

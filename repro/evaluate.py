@@ -83,3 +83,40 @@ def evaluation_table(model: nn.Module, splits: dict[str, list[SubnetResult]], in
     rows = [{"split": split, **row.as_row(), "gflops": costs[row.skip].gflops, "params_m": costs[row.skip].params_m}
             for split, results in splits.items() for row in results]
     return pd.DataFrame(rows)
+
+
+def check_model_fits_data(model: nn.Module, info, source: str) -> None:
+    """One clear error when a model cannot read a data set's images or labels."""
+    from repro.errors import ReproError
+
+    config = model.config
+    if config.in_channels != info.in_channels:
+        raise ReproError(f"{source} takes {config.in_channels}-channel images; data set {info.name} has "
+                         f"{info.in_channels} channels")
+    if config.num_classes != info.num_classes:
+        raise ReproError(f"{source} predicts {config.num_classes} classes; data set {info.name} has "
+                         f"{info.num_classes}")
+    from repro.models import ARCHS
+
+    ARCHS.get(config.arch).check_input(info.in_channels, info.image_size, where=f"data set {info.name}")
+
+
+def evaluate_on_dataset(model: nn.Module, dataset: str, *, split: str = "test", data_path: str | None = None,
+                        batch_size: int = 256, test_subset: int | None = None,
+                        device: str | torch.device = "cpu", configs=None, source: str = "the model"):
+    """``skip,acc1_pct,acc5_pct,loss,gflops,params_m`` of every sub-network of ``model`` on
+    one split of a registered data set (all configs per batch, prefixes shared)."""
+    from repro.data import load_data
+    from repro.errors import ReproError
+
+    if split not in ("val", "test"):
+        raise ReproError(f"split {split!r}: choose val or test")
+    data = load_data(dataset, batch_size=batch_size, device=device, data_path=data_path, augment=False,
+                     test_subset=test_subset)
+    check_model_fits_data(model, data.info, source)
+    model = model.to(device)
+    parsed = [model.parse_skip(c) for c in configs] if configs else None
+    results = evaluate(model, getattr(data, split), parsed)
+    info = data.info
+    table = evaluation_table(model, {split: results}, (info.in_channels, info.image_size, info.image_size))
+    return table[["skip", "acc1_pct", "acc5_pct", "loss", "gflops", "params_m", "images"]]

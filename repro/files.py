@@ -50,3 +50,19 @@ def append_line(path: str | Path, line: str) -> None:
 
 def torch_save(path: str | Path, obj) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fails early, with one clear line, when ``path`` could not be written: its folder
+    cannot be created or written to, or it is a folder itself. Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise ReproError(f"cannot write {path}: it is a folder")
+    parent = path.parent
+    while not parent.exists():
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ReproError(f"cannot write {path}: {parent} is not a writable folder")
+    return path

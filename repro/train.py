@@ -257,19 +257,25 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def evaluate(self, batches, configs=None):
+        return self.evaluate_splits({"split": batches}, configs)["split"]
+
+    def evaluate_splits(self, splits: dict, configs=None) -> dict:
+        """Results per split; a method that prepares a model per sub-network (AlphaNet's BN
+        recalibration) prepares it once for all splits."""
         model = self.evaluation_model()
         configs = configs or model.configs()
         if self.method.model_for_eval is None:
-            return evaluate(model, batches, configs)
-        results = []
-        for config in configs:  # e.g. AlphaNet: recalibrate BN statistics for each sub-network
+            return {name: evaluate(model, batches, configs) for name, batches in splits.items()}
+        results = {name: [] for name in splits}
+        for config in configs:
             prepared = self.method.model_for_eval(model, config, self.data.train, self.spec)
-            results += evaluate(prepared, batches, [config])
+            for name, batches in splits.items():
+                results[name] += evaluate(prepared, batches, [config])
         return results
 
     def final_evaluation(self):
         info = self.data.info
-        splits = {"val": self.evaluate(self.data.val), "test": self.evaluate(self.data.test)}
+        splits = self.evaluate_splits({"val": self.data.val, "test": self.data.test})
         return evaluation_table(self.evaluation_model(), splits, (info.in_channels, info.image_size, info.image_size))
 
     # ------------------------------------------------------------------ checkpoints

@@ -153,7 +153,8 @@ def test_individual_network_has_the_base_net_parameters():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     unused_norms = sum(p.numel() for n, p in adaptive.named_parameters() if ".skip." in n)
     assert count(individual) == count(base)
-    assert count(individual) == count(adaptive) - unused_norms - (count(adaptive) - unused_norms - count(base))
+    skipped_blocks = sum(p.numel() for b in adaptive.blocks() if not b.mandatory for p in b.module.parameters())
+    assert count(individual) == count(adaptive) - unused_norms - skipped_blocks
     assert [n for n, _ in individual.net.named_parameters()] == [n for n, _ in base.named_parameters()]
     assert individual.configs() == [SkipConfig.parse("TTTT", 4)]
     with pytest.raises(Exception, match="fixed-depth"):

@@ -8,5 +8,6 @@ The engine checks that a data set fits an architecture with
 # registration order is the CLI's listing order
 from repro.data import idx, cifar, folders, fake  # noqa: F401, I001  (they register their data sets)
 from repro.data.registry import DATASETS, Batches, DatasetInfo, DataSplits, LoadOptions, load_data
+from repro.data.samples import sample_images
 
-__all__ = ["DATASETS", "Batches", "DataSplits", "DatasetInfo", "LoadOptions", "load_data"]
+__all__ = ["DATASETS", "Batches", "DataSplits", "DatasetInfo", "LoadOptions", "load_data", "sample_images"]

@@ -46,6 +46,9 @@ def load_teacher(spec, info, results_dir, device):
     if teacher.config.num_classes != info.num_classes:
         raise ReproError(f"teacher {path} has {teacher.config.num_classes} classes, but {spec.dataset} "
                          f"has {info.num_classes}")
+    if teacher.config.in_channels != info.in_channels:
+        raise ReproError(f"teacher {path} takes {teacher.config.in_channels}-channel images, but {spec.dataset} "
+                         f"has {info.in_channels} channels")
     teacher.to(device).eval().requires_grad_(False)
     return teacher
 

@@ -1,6 +1,8 @@
 """Distillation losses (paper Algorithm 1; AlphaNet's alpha-divergence for the baseline)."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -41,18 +43,21 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smooth
 
 def _alpha_terms(student_logits, teacher_logits, alpha: float, ratio_clip: float):
     """AlphaNet's alpha-divergence D_alpha(p_teacher || q_student), per sample, and the
-    per-sample surrogate whose gradient is the divergence's (it flows through log q only)."""
-    q = F.softmax(student_logits, dim=1).detach()
-    p = F.softmax(teacher_logits, dim=1).detach()
+    per-sample surrogate whose gradient is the divergence's (it flows through log q only).
+
+    The ratio p / q is taken in log space: confident logits make softmax probabilities
+    underflow to 0, and 0 / 0 or 0 * log 0 would turn both values into NaN."""
     log_q = F.log_softmax(student_logits, dim=1)
-    ratio = p / q
+    q = log_q.detach().exp()
+    log_ratio = F.log_softmax(teacher_logits, dim=1).detach() - log_q.detach()
     if abs(alpha) < 1e-3:  # alpha -> 0: reverse KL
-        ratio = ratio.clamp(0, ratio_clip)
-        f, offset, rho = -ratio.log(), 0.0, ratio.log() - 1.0
-    elif abs(alpha - 1.0) < 1e-3:  # alpha -> 1: KL
-        f, offset, rho = ratio * ratio.log(), 0.0, ratio
+        log_ratio = log_ratio.clamp(max=math.log(ratio_clip))
+        f, offset, rho = -log_ratio, 0.0, log_ratio - 1.0
+    elif abs(alpha - 1.0) < 1e-3:  # alpha -> 1: KL; q * ratio is p, so no 0 * inf arises
+        p = F.softmax(teacher_logits, dim=1).detach()
+        return (p * log_ratio).sum(dim=1), -(p * log_q).sum(dim=1)
     else:
-        powered = ratio.pow(alpha).clamp(0, ratio_clip)
+        powered = (alpha * log_ratio).exp().clamp(0, ratio_clip)
         offset = 1.0 / (alpha * (alpha - 1.0))
         f, rho = powered * offset, powered / alpha + offset
     divergence = (q * (f - offset)).sum(dim=1)

@@ -105,6 +105,13 @@ def num_stages(arch: str) -> int:
         return build_model(arch).num_stages
 
 
+@functools.cache
+def official_split(arch: str) -> tuple[int, ...]:
+    """The default (official) mandatory block count per stage of an architecture."""
+    with torch.device("meta"):
+        return tuple(build_model(arch).split)
+
+
 def build_model(arch: str, num_classes: int | None = None, *, in_channels: int | None = None,
                 image_size: int | None = None, split: Sequence[int] | None = None,
                 skip_aware_norms: bool = True) -> AdaptiveDepthNetwork:

@@ -1,0 +1,212 @@
+"""Measurements the artifacts need besides accuracy: training-step timing (Table 2),
+latency of sub-networks and of width variants (Figures 5, 6), residual norm ratios
+(Figure 3), Grad-CAMs (Figure 8), architecture layouts (Table 5).
+
+Each is computed once per preset and cached under ``results/<preset>/measurements/``
+with its settings, the runs it read and its provenance; it is reused while both match.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from repro.files import torch_save, write_json, write_text
+from repro.registry import Registry
+from repro.runs import RunRecord, collect_environment
+from repro.study import Study
+
+
+@dataclass
+class FinishedRun:
+    role: str
+    arch: str
+    method: str
+    seed: int
+    record: RunRecord
+
+
+@dataclass
+class MeasureContext:
+    study: Study
+    finished: list[FinishedRun]  # runs of the artifacts being built
+    data_path: str | None = None
+    device: str = "cpu"
+
+    def runs_in_role(self, role: str, arch: str) -> list[FinishedRun]:
+        return sorted((r for r in self.finished if r.role == role and r.arch == arch), key=lambda r: r.seed)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    settings: Callable[[Study], dict]
+    uses: Callable[[MeasureContext], list[FinishedRun]]
+    compute: Callable[[MeasureContext], object]  # DataFrame, or a dict of tensors (saved with torch)
+
+
+MEASUREMENTS: Registry[Measurement] = Registry("measurement")
+
+
+def measurement(name: str, settings: Callable[[Study], dict], uses=lambda ctx: []):
+    def register(compute):
+        MEASUREMENTS.add(name, Measurement(name, settings, uses, compute))
+        return compute
+    return register
+
+
+def measure(name: str, ctx: MeasureContext, folder: Path, echo=print):
+    """The cached measurement if its settings and input runs match, else a fresh one."""
+    m = MEASUREMENTS.get(name)
+    used = m.uses(ctx)
+    key = {"settings": m.settings(ctx.study), "runs": [r.record.path.name for r in used]}
+    info_file = folder / f"{name}.json"
+    data_file = folder / (f"{name}.pt" if name == "cams" else f"{name}.csv")
+    if info_file.is_file() and data_file.is_file():
+        info = json.loads(info_file.read_text())
+        if {k: info.get(k) for k in key} == json.loads(json.dumps(key)):
+            return _read(data_file)
+    echo(f"measuring {name} ...")
+    started = time.perf_counter()
+    result = m.compute(ctx)
+    _write(data_file, result)
+    write_json(info_file, {**key, "wall_s": round(time.perf_counter() - started, 1), **collect_environment()})
+    return _read(data_file)
+
+
+def _write(path: Path, result) -> None:
+    if path.suffix == ".pt":
+        torch_save(path, result)
+    else:
+        write_text(path, result.to_csv(index=False))
+
+
+def _read(path: Path):
+    if path.suffix == ".pt":
+        return torch.load(path, map_location="cpu", weights_only=True)
+    import pandas as pd
+    return pd.read_csv(path)
+
+
+def _trained_model(run: FinishedRun):
+    from repro.checkpoints import load_checkpoint
+    return load_checkpoint(run.record.model_file, ema=True)
+
+
+def _arch_shape(arch: str) -> tuple[int, int, int]:
+    from repro.models import ARCHS
+    spec = ARCHS.get(arch)
+    return spec.in_channels, spec.resolution, spec.resolution
+
+
+# --------------------------------------------------------------------------- Table 2
+def _timing_shape(study: Study) -> tuple[int, int, int]:
+    return _arch_shape(study.timing_arch)
+
+
+def _epoch_images(study: Study) -> int:
+    """ImageNet's epoch for ImageNet-size networks, else the study's own data set."""
+    from repro.models import ARCHS
+    from repro.reproduce import TRAIN_IMAGES
+    from repro.step_timing import IMAGENET_TRAIN_IMAGES
+    if ARCHS.get(study.timing_arch).resolution >= 224:
+        return IMAGENET_TRAIN_IMAGES
+    return TRAIN_IMAGES[study.dataset]
+
+
+@measurement("timing", lambda s: {"arch": s.timing_arch, "batch": s.timing_batch, "steps": s.timing_steps,
+                                  "epoch_images": _epoch_images(s)})
+def timing(ctx: MeasureContext):
+    from repro.models import ARCHS
+    from repro.step_timing import time_training_steps
+    s = ctx.study
+    return time_training_steps(s.timing_arch, input_shape=_timing_shape(s), num_classes=ARCHS.get(s.timing_arch).num_classes,
+                               batch_size=s.timing_batch, steps=s.timing_steps, device=ctx.device,
+                               epoch_images=_epoch_images(s))
+
+
+# --------------------------------------------------------------------------- Figures 5 and 6
+@measurement("latency", lambda s: {"arch": s.convnet, "repeats": s.latency_repeats, "batch_size": 1})
+def latency(ctx: MeasureContext):
+    from repro.measure import measure_latency
+    from repro.models import build_model
+    s = ctx.study
+    return measure_latency(build_model(s.convnet), _arch_shape(s.convnet), device=ctx.device,
+                           repeats=s.latency_repeats)
+
+
+@measurement("depth_latency", lambda s: {"arch": "resnet50", "resolution": s.width_resolution,
+                                         "repeats": s.latency_repeats, "batch_size": 1})
+def depth_latency(ctx: MeasureContext):
+    from repro.measure import measure_latency
+    from repro.models import build_model
+    r = ctx.study.width_resolution
+    return measure_latency(build_model("resnet50"), (3, r, r), device=ctx.device, repeats=ctx.study.latency_repeats)
+
+
+@measurement("width_latency", lambda s: {"arch": "resnet50", "resolution": s.width_resolution,
+                                         "repeats": s.latency_repeats, "batch_size": 1})
+def width_latency(ctx: MeasureContext):
+    from repro.measure import measure_width_latency
+    r = ctx.study.width_resolution
+    return measure_width_latency((3, r, r), device=ctx.device, repeats=ctx.study.latency_repeats)
+
+
+# --------------------------------------------------------------------------- Table 5
+def _study_archs(study: Study) -> list[str]:
+    names = [*study.table1_archs, *study.ablation_archs, study.convnet, study.transformer]
+    return list(dict.fromkeys(names))
+
+
+@measurement("layouts", lambda s: {"archs": _study_archs(s)})
+def layouts(ctx: MeasureContext):
+    from repro.flops import arch_summary
+    table = arch_summary(_study_archs(ctx.study))
+    return table.rename(columns={"mandatory/skippable": "split", "super_params_m": "params_m"})
+
+
+# --------------------------------------------------------------------------- Figures 3 and 8
+def _adn_and_individual(ctx: MeasureContext) -> list[FinishedRun]:
+    arch = ctx.study.convnet
+    return ctx.runs_in_role("ADN", arch) + ctx.runs_in_role("individual", arch)
+
+
+@measurement("norms", lambda s: {"arch": s.convnet, "images": s.norm_images}, _adn_and_individual)
+def norms(ctx: MeasureContext):
+    import pandas as pd
+
+    from repro.data import sample_images
+    from repro.probes import residual_norm_ratios
+    images, _, _ = sample_images(ctx.study.dataset, ctx.study.norm_images, data_path=ctx.data_path)
+    tables = []
+    for run in _adn_and_individual(ctx):
+        table = residual_norm_ratios(_trained_model(run), images)
+        role = "ADN super-net" if run.method == "adn" else "individual"
+        tables.append(table.rename(columns={"role": "kind"}).assign(role=role, arch=run.arch, seed=run.seed))
+    return pd.concat(tables, ignore_index=True)
+
+
+CAM_STAGE = 3
+
+
+@measurement("cams", lambda s: {"arch": s.convnet, "images": s.cam_images, "stage": CAM_STAGE}, _adn_and_individual)
+def cams(ctx: MeasureContext):
+    from repro.data import sample_images
+    from repro.probes import stage_grad_cams
+    images, _, _ = sample_images(ctx.study.dataset, ctx.study.cam_images, data_path=ctx.data_path)
+    runs = {r.method: r for r in reversed(_adn_and_individual(ctx))}  # the first seed of each
+    result: dict[str, dict[str, torch.Tensor]] = {}
+    for role, run, skip in (("ADN super-net", runs.get("adn"), None), ("ADN base-net", runs.get("adn"), "base"),
+                            ("individual", runs.get("individual"), None)):
+        if run is None:
+            continue
+        model = _trained_model(run)
+        skippable = {b.path for b in model.blocks() if not b.mandatory}
+        maps = stage_grad_cams(model, images, CAM_STAGE, skip)
+        result[role] = {f"{CAM_STAGE}.{i + 1}" + (" (skippable)" if path in skippable else ""): cam
+                        for i, (path, cam) in enumerate(maps.items())}
+    return {"cams": result, "images": images}

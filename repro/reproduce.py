@@ -1,0 +1,263 @@
+"""``python cli.py reproduce ARTIFACT|all``: train the runs an artifact needs that do not
+exist yet (resuming unfinished ones), measure what it needs, and write it.
+
+    results/<preset>/tables/<name>.csv, .md, .provenance.json
+    results/<preset>/figures/<name>.png, .pdf, .provenance.json
+
+Finished runs are reused, never retrained; an interrupted ``reproduce`` continues where
+it stopped when run again. Every output is written atomically.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from repro.artifacts import ARTIFACTS, Artifact, ArtifactInputs, RunNeed
+from repro.errors import ReproError
+from repro.files import atomic_write, check_writable, write_json, write_text
+from repro.measurements import FinishedRun, MeasureContext, measure
+from repro.presets import make_spec
+from repro.runs import RunRecord, collect_environment, run_directory
+from repro.specs import RunSpec
+from repro.study import Study, study_for
+from repro.train import Interrupted, Runtime, train
+
+# Training images per epoch of each data set (after the validation hold-out).
+TRAIN_IMAGES = {"fashion_mnist": 55_000, "cifar10": 45_000, "cifar100": 45_000, "imagenet": 1_271_167, "fake": 192}
+# Images per second of an individual full-depth network's training step on 2 CPU cores
+# (measured here on the quick preset), and each method's cost relative to it.
+CPU_IMAGES_PER_S = {"resnet_mini": 400.0, "vit_mini": 300.0, "mobilenet_v2_mini": 150.0}
+METHOD_COST = {"individual": 1.0, "kd_individual": 1.4, "adn": 1.6, "alphanet": 3.2}
+
+
+@dataclass
+class PlannedRun:
+    spec: RunSpec
+    record: RunRecord
+    roles: list[tuple[str, str]] = field(default_factory=list)  # (artifact, role)
+
+    @property
+    def status(self) -> str:
+        if self.record.is_finished():
+            return "finished"
+        return "to resume" if self.record.checkpoint_file.is_file() else "to train"
+
+
+def select_artifacts(names: list[str]) -> list[Artifact]:
+    if "all" in names:
+        return [entry for _, entry in ARTIFACTS.items()]
+    return [ARTIFACTS.get(name) for name in dict.fromkeys(names)]
+
+
+def plan_runs(artifacts: list[Artifact], study: Study, seeds: int, results_dir) -> dict[str, PlannedRun]:
+    """Every run the artifacts need, once, keyed by run id."""
+    if seeds < 1:
+        raise ReproError(f"--seeds {seeds}: need at least one seed")
+    plan: dict[str, PlannedRun] = {}
+    for art in artifacts:
+        for need in art.runs(study):
+            for seed in range(seeds):
+                spec = spec_for(need, study, seed)
+                entry = plan.setdefault(spec.run_id, PlannedRun(spec, RunRecord(run_directory(results_dir, spec))))
+                entry.roles.append((art.name, need.role))
+    return plan
+
+
+def spec_for(need: RunNeed, study: Study, seed: int) -> RunSpec:
+    return make_spec(need.arch, need.method, study.dataset, study.preset, seed, options=need.options_dict())
+
+
+def training_order(plan: dict[str, PlannedRun]) -> list[PlannedRun]:
+    """Teachers first: kd_individual runs read the finished individual networks."""
+    rank = {"individual": 0, "kd_individual": 2}
+    return sorted(plan.values(), key=lambda p: rank.get(p.spec.method, 1))
+
+
+def expected_seconds(spec: RunSpec, results_dir) -> float | None:
+    """Rough training time on 2 CPU cores: from finished runs of the same architecture and
+    method if there are any, else from the measured rates above. None when unknown."""
+    r = spec.recipe
+    images = r.epochs * min(r.train_subset or TRAIN_IMAGES.get(spec.dataset, 0), TRAIN_IMAGES.get(spec.dataset, 0))
+    rates = []
+    for spec_file in Path(results_dir).glob("*/runs/*/spec.json"):
+        record = RunRecord(spec_file.parent)
+        try:
+            other = record.spec()
+        except ReproError:
+            continue
+        same = (other.arch, other.method, other.recipe.batch_size) == (spec.arch, spec.method, spec.recipe.batch_size)
+        if same and record.is_finished():
+            rates += [m["images_per_s"] for m in record.metrics() if m.get("images_per_s")]
+    if rates:
+        rate = sorted(rates)[len(rates) // 2]
+    elif spec.arch in CPU_IMAGES_PER_S:
+        rate = CPU_IMAGES_PER_S[spec.arch] / METHOD_COST.get(spec.method, 2.0)
+    else:
+        return None
+    return images / rate * 1.1  # + per-epoch validation and the final evaluation
+
+
+def describe_plan(plan: dict[str, PlannedRun], results_dir) -> tuple[list[str], float | None]:
+    lines, total = [], 0.0
+    for entry in training_order(plan):
+        roles = "; ".join(sorted({f"{a}: {r}" for a, r in entry.roles}))
+        status = entry.status
+        seconds = None if status == "finished" else expected_seconds(entry.spec, results_dir)
+        if status != "finished":
+            total = None if seconds is None or total is None else total + seconds
+        eta = "" if status == "finished" else (f"~{seconds / 60:.1f} min" if seconds is not None else "unknown")
+        lines.append(f"  {status:10s} {entry.spec.run_id:48s} {eta:>10s}  [{roles}]")
+    return lines, total
+
+
+def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: Runtime = Runtime(), *,
+              dry_run: bool = False, echo=print) -> list[Path]:
+    """Trains what is missing and writes the artifacts; returns the files written."""
+    study = study_for(preset)
+    artifacts = select_artifacts(names)
+    check_writable(Path(runtime.results_dir) / preset / "tables" / "table.csv")
+    plan = plan_runs(artifacts, study, seeds, runtime.results_dir)
+    lines, total = describe_plan(plan, runtime.results_dir)
+    todo = [p for p in plan.values() if p.status != "finished"]
+    echo(f"{', '.join(a.name for a in artifacts)} (preset {preset}, {seeds} seed{'s' * (seeds > 1)}): "
+         f"{len(plan)} runs, {len(todo)} to train"
+         + (f", expected ~{total / 60:.0f} min on 2 CPU cores" if todo and total is not None else ""))
+    for line in lines:
+        echo(line)
+    measurements = sorted({m for a in artifacts for m in a.measurements})
+    if measurements:
+        echo(f"  measurements: {', '.join(measurements)} (cached in {Path(runtime.results_dir) / preset / 'measurements'})")
+    if dry_run:
+        return []
+    started = time.perf_counter()
+    train_missing(todo, runtime, echo)
+    written = []
+    for art in artifacts:
+        written += write_artifact(art, study, plan, seeds, runtime, echo)
+    echo(f"done in {time.perf_counter() - started:.0f} s")
+    return written
+
+
+def train_missing(todo: list[PlannedRun], runtime: Runtime, echo) -> None:
+    ordered = [p for p in training_order({p.spec.run_id: p for p in todo})]
+    for i, entry in enumerate(ordered, 1):
+        echo(f"[{i}/{len(ordered)}] training {entry.spec.run_id} ({entry.status})")
+        try:
+            train(entry.spec, Runtime(runtime.results_dir, runtime.data_path, runtime.device, runtime.workers,
+                                      resume=True, progress=runtime.progress))
+        except Interrupted:
+            raise ReproError(f"interrupted while training {entry.spec.run_id}; its checkpoint is saved and "
+                             f"finished runs are kept: run the same reproduce command again to continue") from None
+
+
+# --------------------------------------------------------------------------- frames
+def finished_runs(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int) -> list[FinishedRun]:
+    runs = []
+    for need in art.runs(study):
+        for seed in range(seeds):
+            entry = plan[spec_for(need, study, seed).run_id]
+            if not entry.record.is_finished():
+                raise ReproError(f"{art.name} needs run {entry.record.path}, which has not finished")
+            runs.append(FinishedRun(need.role, need.arch, need.method, seed, entry.record))
+    return runs
+
+
+def evals_frame(runs: list[FinishedRun]):
+    import pandas as pd
+
+    frames = [run.record.evaluation().assign(role=run.role, arch=run.arch, method=run.method, seed=run.seed,
+                                             run_id=run.record.path.name, dataset=run.record.spec().dataset)
+              for run in runs]
+    columns = ["role", "arch", "method", "seed", "run_id", "dataset", "split", "skip", "acc1_pct", "acc5_pct",
+               "loss", "gflops", "params_m"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def runs_frame(runs: list[FinishedRun]):
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        metrics = run.record.metrics()
+        env = run.record.env()
+        hw = env.get("hardware", {})
+        rows.append({"role": run.role, "arch": run.arch, "method": run.method, "seed": run.seed,
+                     "run_id": run.record.path.name,
+                     "epoch_s": _mean([m.get("epoch_s") for m in metrics]),
+                     "images_per_s": _mean([m.get("images_per_s") for m in metrics]),
+                     "wall_s": env.get("wall_s"),
+                     "device": ", ".join(hw.get("cuda_devices") or []) or hw.get("cpu") or "cpu"})
+    return pd.DataFrame(rows, columns=["role", "arch", "method", "seed", "run_id", "epoch_s", "images_per_s",
+                                       "wall_s", "device"])
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
+# --------------------------------------------------------------------------- writing
+def measurement_device(runtime: Runtime) -> str:
+    if runtime.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return runtime.device
+
+
+def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int, runtime: Runtime,
+                   echo) -> list[Path]:
+    from analysis.reference import load_reference
+
+    started = time.perf_counter()
+    runs = finished_runs(art, study, plan, seeds)
+    root = Path(runtime.results_dir) / study.preset
+    ctx = MeasureContext(study, runs, runtime.data_path, measurement_device(runtime))
+    measured = {name: measure(name, ctx, root / "measurements", echo) for name in art.measurements}
+    inputs = ArtifactInputs(study, evals_frame(runs), runs_frame(runs), measured, load_reference())
+    output = art.build(inputs)
+    provenance = {
+        "artifact": art.name, "title": art.title, "preset": study.preset, "dataset": study.dataset,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "build_s": 0.0,
+        "runs": [{"role": r.role, "run_id": r.record.path.name, "seed": r.seed,
+                  "wall_s": r.record.env().get("wall_s"), "git": r.record.env().get("git"),
+                  "hardware": r.record.env().get("hardware", {}).get("cpu")} for r in runs],
+        "measurements": list(art.measurements), **collect_environment()}
+    if art.kind == "table":
+        folder = root / "tables"
+        paths = [write_text(folder / f"{art.name}.csv", output.to_csv(index=False)),
+                 write_text(folder / f"{art.name}.md", table_markdown(art, study, output, runs))]
+    else:
+        folder = root / "figures"
+        paths = [save_figure(output, folder / f"{art.name}.png"), save_figure(output, folder / f"{art.name}.pdf")]
+        import matplotlib.pyplot as plt
+        plt.close(output)
+    provenance["build_s"] = round(time.perf_counter() - started, 1)
+    paths.append(write_json(folder / f"{art.name}.provenance.json", provenance))
+    echo(f"wrote {', '.join(str(p) for p in paths[:-1])}")
+    return paths
+
+
+def save_figure(figure, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format=path.suffix[1:], dpi=150, bbox_inches="tight"))
+
+
+def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun]) -> str:
+    from analysis.aggregate import to_markdown
+    from analysis.verdicts import verdicts
+
+    seeds = sorted({r.seed for r in runs})
+    lines = [f"# {art.name}: {art.title}", "",
+             f"Preset `{study.preset}`, data set `{study.dataset}`, seeds {', '.join(map(str, seeds)) or '-'}; "
+             f"written by `python cli.py reproduce {art.name} --preset {study.preset}` from the run records listed "
+             f"in `{art.name}.provenance.json`.", ""]
+    if study.dataset != "imagenet":
+        lines += ["Our networks are the CPU-sized analogues on a small data set; the paper's columns are its "
+                  "ImageNet numbers (see analysis/reference/paper.csv). Compare directions and gaps, not values.", ""]
+    lines += [to_markdown(table), ""]
+    notes = verdicts(art.name, table)
+    if notes:
+        lines += ["## Against the paper", ""] + [f"- {note}" for note in notes] + [""]
+    return "\n".join(lines)

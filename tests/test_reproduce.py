@@ -1,0 +1,109 @@
+"""``reproduce all --preset smoke``: every artifact from real (tiny) runs, once per session.
+
+The module fixture trains the smoke study (about 15 runs of 2,000 Fashion-MNIST images)
+into a temporary results folder; the tests read what it wrote.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from cli import cli  # noqa: E402
+from repro.artifacts import ARTIFACTS  # noqa: E402
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+pytestmark = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+
+TABLE_COLUMNS = {
+    "table1": {"arch", "network", "skip", "gflops", "acc1_pct", "delta_vs_individual_pct", "paper_acc1_pct"},
+    "table2": {"method_label", "step_ms", "ratio_to_individual", "extrapolated_epoch_h", "measured_epoch_s"},
+    "table3": {"variant", "self_distillation", "skip_aware_norms", "super_acc1_pct", "base_acc1_pct"},
+    "table4": {"strategy", "super_acc1_pct", "base_acc1_pct", "mean_subnet_acc1_pct"},
+    "table5": {"arch", "S", "blocks", "split", "super_gflops", "base_gflops"},
+    "table6": {"arch", "skip", "gflops", "params_m", "acc1_pct", "val_acc1_pct", "paper_acc1_pct"},
+    "table7": {"split", "super_gflops", "base_gflops", "super_acc1_pct", "base_acc1_pct"},
+}
+FIGURES = ["fig3", "fig4", "fig5", "fig6", "fig7", "fig8"]
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    result = CliRunner().invoke(cli, ["reproduce", "all", "--preset", "smoke", "--results-dir", str(results),
+                                      "--no-progress", "--device", "cpu"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return results / "smoke", result.output
+
+
+def test_every_registered_artifact_is_checked():
+    assert set(ARTIFACTS.names()) == set(TABLE_COLUMNS) | set(FIGURES)
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_COLUMNS))
+def test_each_table_has_its_columns_and_rows(smoke_results, name):
+    folder, _ = smoke_results
+    table = pd.read_csv(folder / "tables" / f"{name}.csv")
+    assert TABLE_COLUMNS[name] <= set(table.columns), set(table.columns)
+    assert len(table) > 0
+    markdown = (folder / "tables" / f"{name}.md").read_text()
+    assert markdown.startswith(f"# {name}:") and "|" in markdown
+    provenance = json.loads((folder / "tables" / f"{name}.provenance.json").read_text())
+    assert provenance["artifact"] == name and provenance["git"]["commit"]
+    for run in provenance["runs"]:
+        assert (folder / "runs" / run["run_id"] / "eval.csv").is_file()
+
+
+def test_table1_compares_with_the_paper(smoke_results):
+    folder, _ = smoke_results
+    table = pd.read_csv(folder / "tables" / "table1.csv").set_index("network")
+    assert list(table.index) == ["ADN super-net", "individual", "ADN base-net", "individual-Base"]
+    assert table.loc["ADN super-net", "paper_acc1_pct"] == pytest.approx(77.6)
+    delta = table.loc["ADN base-net", "acc1_pct"] - table.loc["individual-Base", "acc1_pct"]
+    assert table.loc["ADN base-net", "delta_vs_individual_pct"] == pytest.approx(delta)
+    assert "## Against the paper" in (folder / "tables" / "table1.md").read_text()
+    # 16 sub-networks in table 6, super-net first
+    table6 = pd.read_csv(folder / "tables" / "table6.csv")
+    assert len(table6) == 16 and table6["skip"].iloc[0] == "FFFF"
+    assert table6["acc1_pct"].between(0, 100).all()
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_each_figure_is_written(smoke_results, name):
+    folder, _ = smoke_results
+    png, pdf = folder / "figures" / f"{name}.png", folder / "figures" / f"{name}.pdf"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert (folder / "figures" / f"{name}.provenance.json").is_file()
+
+
+def test_runs_are_reused_not_retrained(smoke_results):
+    folder, _ = smoke_results
+    before = {p: p.stat().st_mtime_ns for p in (folder / "runs").glob("*/eval.csv")}
+    result = CliRunner().invoke(cli, ["reproduce", "table1", "--preset", "smoke", "--results-dir",
+                                      str(folder.parent), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "0 to train" in result.output and "training" not in result.output
+    assert before == {p: p.stat().st_mtime_ns for p in (folder / "runs").glob("*/eval.csv")}
+
+
+def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
+    result = CliRunner().invoke(cli, ["reproduce", "table1", "fig4", "--dry-run", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "7 runs, 7 to train" in result.output and "expected ~" in result.output
+    assert "resnet_mini-kd_individual-TTTT" in result.output
+    assert not (tmp_path / "quick" / "runs").exists()
+
+
+def test_a_results_folder_that_cannot_be_written_is_refused(tmp_path):
+    blocker = tmp_path / "results"
+    blocker.write_text("keep")
+    result = subprocess.run([sys.executable, "cli.py", "reproduce", "table5", "--preset", "smoke",
+                             "--results-dir", str(blocker)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
+    assert blocker.read_text() == "keep"
