@@ -88,9 +88,27 @@ def subnetwork_costs(model, input_shape: tuple[int, ...], configs=None) -> list[
 
     rows = []
     for config in configs or model.configs():
-        sub = extract_subnetwork(model, config) if hasattr(model, "shared_prefixes") else model.net
-        rows.append(SubnetworkCost(config, count_flops(sub, input_shape) / 1e9, count_params(sub) / 1e6))
+        # Costs depend on the structure only: remembered per architecture settings, shape and config.
+        key = _cost_key(model, input_shape, config)
+        if key not in _COSTS:
+            sub = extract_subnetwork(model, config) if hasattr(model, "shared_prefixes") else model.net
+            cost = SubnetworkCost(config, count_flops(sub, input_shape) / 1e9, count_params(sub) / 1e6)
+            if key is None:
+                rows.append(cost)
+                continue
+            _COSTS[key] = cost
+        rows.append(_COSTS[key])
     return rows
+
+
+_COSTS: dict = {}
+
+
+def _cost_key(model, input_shape, config):
+    arch_config = getattr(model, "config", None)
+    if arch_config is None:
+        return None
+    return arch_config, str(getattr(model, "depth", "")), tuple(input_shape), str(config)
 
 
 def flops_table(model, input_shape: tuple[int, ...]):

@@ -56,9 +56,11 @@ def cpu_recipe(arch: str, epochs: int, **overrides) -> Recipe:
 
 @register_preset("smoke", "seconds: 2,000 training images, one epoch (tests, CI)")
 def smoke(arch: str, dataset: str):
-    # small batches: 2,000 images make 125 steps, enough for a deep, narrow net to learn
+    # small batches: 2,000 images make 125 steps, enough for a deep, narrow net to learn;
+    # AlphaNet recalibrates BN statistics on 512 of them per evaluated sub-network
     return cpu_recipe(arch, epochs=1, batch_size=16, lr=0.05 if not is_transformer(arch) else 1e-3,
-                      warmup_epochs=0.2, train_subset=2000, val_size=500, test_subset=500), {}
+                      warmup_epochs=0.2, train_subset=2000, val_size=500, test_subset=500), \
+        {"bn_recalibration_images": 512}
 
 
 @register_preset("quick", "minutes: one epoch on the full training set (reproduce table1 in ~15 min on 2 cores)")
@@ -105,11 +107,6 @@ def paper(arch: str, dataset: str):
     return recipes[key], ({"kl_topk": 500} if dataset == "imagenet" else {})
 
 
-def resolve(preset: str, arch: str, dataset: str) -> tuple[Recipe, MethodOptions]:
-    recipe, option_defaults = PRESETS.get(preset).make(arch, dataset)
-    return recipe, MethodOptions(**option_defaults)
-
-
 def make_spec(arch: str, method: str, dataset: str, preset: str = "quick", seed: int = 0,
               recipe: dict | None = None, options: dict | None = None) -> RunSpec:
     """The spec of one run: the preset's recipe and option defaults, with overrides."""
@@ -117,7 +114,10 @@ def make_spec(arch: str, method: str, dataset: str, preset: str = "quick", seed:
     from repro.methods import METHODS
 
     ARCHS.get(arch), METHODS.get(method), DATASETS.get(dataset)  # unknown names: one clear error each
-    base_recipe, base_options = resolve(preset, arch, dataset)
+    base_recipe, option_defaults = PRESETS.get(preset).make(arch, dataset)
+    # the preset's option defaults apply to the methods that read them (kl_topk: not individual)
+    reads = METHODS.get(method).reads
+    base_options = MethodOptions(**{k: v for k, v in option_defaults.items() if k in reads})
     implied = dict(METHODS.get(method).recipe_defaults)
     try:
         base_recipe = dataclasses.replace(base_recipe, **{**implied, **(recipe or {})})

@@ -104,6 +104,6 @@ def test_a_results_folder_that_cannot_be_written_is_refused(tmp_path):
     blocker = tmp_path / "results"
     blocker.write_text("keep")
     result = subprocess.run([sys.executable, "cli.py", "reproduce", "table5", "--preset", "smoke",
-                             "--results-dir", str(blocker)], cwd=ROOT, capture_output=True, text=True)
+                             "--results-dir", str(blocker / "sub")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
     assert blocker.read_text() == "keep"
