@@ -21,7 +21,7 @@ from repro.errors import ReproError
 from repro.files import atomic_write, check_writable, write_json, write_text
 from repro.measurements import FinishedRun, MeasureContext, measure
 from repro.presets import make_spec
-from repro.runs import RunRecord, collect_environment, run_directory
+from repro.runs import RunRecord, collect_environment, command_line, run_directory
 from repro.specs import RunSpec
 from repro.study import Study, study_for
 from repro.train import Interrupted, Runtime, train
@@ -137,7 +137,7 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
     train_missing(todo, runtime, echo)
     written = []
     for art in artifacts:
-        written += write_artifact(art, study, plan, seeds, runtime, echo)
+        written += write_artifact(art, study, plan, seeds, runtime, echo, started)
     echo(f"done in {time.perf_counter() - started:.0f} s")
     return written
 
@@ -208,7 +208,7 @@ def measurement_device(runtime: Runtime) -> str:
 
 
 def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int, runtime: Runtime,
-                   echo) -> list[Path]:
+                   echo, reproduce_started: float) -> list[Path]:
     from analysis.reference import load_reference
 
     started = time.perf_counter()
@@ -220,7 +220,8 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
     output = art.build(inputs)
     provenance = {
         "artifact": art.name, "title": art.title, "preset": study.preset, "dataset": study.dataset,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "build_s": 0.0,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command_line(),
+        "build_s": 0.0, "reproduce_wall_s": 0.0, "training_wall_s": sum(r.record.env().get("wall_s") or 0 for r in runs),
         "runs": [{"role": r.role, "run_id": r.record.path.name, "seed": r.seed,
                   "wall_s": r.record.env().get("wall_s"), "git": r.record.env().get("git"),
                   "hardware": r.record.env().get("hardware", {}).get("cpu")} for r in runs],
@@ -235,6 +236,7 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
         import matplotlib.pyplot as plt
         plt.close(output)
     provenance["build_s"] = round(time.perf_counter() - started, 1)
+    provenance["reproduce_wall_s"] = round(time.perf_counter() - reproduce_started, 1)
     paths.append(write_json(folder / f"{art.name}.provenance.json", provenance))
     echo(f"wrote {', '.join(str(p) for p in paths[:-1])}")
     return paths

@@ -99,7 +99,7 @@ class RunRecord:
         env = self.env()
         env.update(collect_environment())
         env["status"] = "running"
-        env["segments"].append({"started_at": _now(), "resumed_from": resumed_from, "command": _command()})
+        env["segments"].append({"started_at": _now(), "resumed_from": resumed_from, "command": command_line()})
         write_json(self.env_file, env)
         return time.perf_counter()
 
@@ -165,7 +165,7 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def _command() -> str:
+def command_line() -> str:
     return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
