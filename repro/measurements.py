@@ -94,6 +94,11 @@ def _read(path: Path):
 
 def _trained_model(run: FinishedRun):
     from repro.checkpoints import load_checkpoint
+    from repro.errors import ReproError
+    if not run.record.model_file.is_file():
+        raise ReproError(f"this measurement needs the weights of run {run.record.path.name}, but its model.pt is "
+                         f"not here (run records are committed without checkpoints); move {run.record.path} "
+                         f"away to retrain it")
     return load_checkpoint(run.record.model_file, ema=True)
 
 
