@@ -69,5 +69,23 @@ def table4_verdicts(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def table6_verdicts(table: pd.DataFrame) -> list[str]:
+    lines = []
+    for arch, rows in table.groupby("arch", sort=False):
+        ends = rows[rows["skip"].str.fullmatch("F+|T+")]
+        middle = rows.drop(ends.index)
+        if len(ends) != 2 or middle.empty:
+            continue
+        floor = ends["acc1_pct"].min()
+        below = middle[middle["acc1_pct"] < floor - 1.0]
+        worst = middle.loc[middle["acc1_pct"].idxmin()]
+        lines.append(f"{arch}: {len(below)} of {len(middle)} sub-networks selected without training fall more than "
+                     f"1 pp below both trained ends (worst {worst['skip']} {worst['acc1_pct']:.2f}% vs base-net "
+                     f"{floor:.2f}%); the paper finds them between the base-net and the super-net: "
+                     f"{'agrees' if below.empty else 'DISAGREES'}.")
+    return lines
+
+
 VERDICTS = {"table1": table1_verdicts, "table2": table2_verdicts, "table3": table3_verdicts,
-            "table4": table4_verdicts}
+            "table4": table4_verdicts,
+            "table6": table6_verdicts}
