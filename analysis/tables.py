@@ -112,8 +112,8 @@ def table2(timing: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFra
     (arch, method_label): method_label, arch, device, batch_size, input_shape, steps, step_ms,
     step_iqr_ms, ratio_to_individual (step_ms over "individual FFFF" of the same arch),
     epoch_images, extrapolated_epoch_h (epoch_images / batch_size * step_ms / 3.6e6),
-    measured_epoch_s, measured_epoch_std, measured_device, n_runs (runs whose role ==
-    method_label; NaN / 0 where none).
+    measured_arch, measured_epoch_s, measured_epoch_std, measured_ratio_to_individual,
+    measured_device, n_runs (runs whose role == method_label, of any arch; NaN / 0 where none).
     """
     if timing is None or not len(timing):
         raise ReproError("table2: no timing rows (run the timing mode first)")
@@ -122,20 +122,28 @@ def table2(timing: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFra
     table["ratio_to_individual"] = table["step_ms"] / table["arch"].map(individual)
     table["extrapolated_epoch_h"] = (table["epoch_images"] / table["batch_size"]
                                      * table["step_ms"] / 3.6e6)
-    measured = pd.DataFrame(columns=["arch", "method_label", "measured_epoch_s",
-                                     "measured_epoch_std", "measured_device", "n_runs"])
+    # Real runs may be of another architecture than the timing mode (CPU presets train
+    # resnet_mini, time ResNet50): they are matched by method label and name their arch.
+    measured = pd.DataFrame(columns=["method_label", "measured_arch", "measured_epoch_s",
+                                     "measured_epoch_std", "measured_ratio_to_individual",
+                                     "measured_device", "n_runs"])
     if runs is not None and len(runs):
-        grouped = runs.groupby(["arch", "role"], sort=False)
-        measured = pd.DataFrame({"measured_epoch_s": grouped["epoch_s"].mean(),
+        grouped = runs.groupby("role", sort=False)
+        measured = pd.DataFrame({"measured_arch": grouped["arch"].agg(lambda a: ", ".join(ordered_unique(a))),
+                                 "measured_epoch_s": grouped["epoch_s"].mean(),
                                  "measured_epoch_std": grouped["epoch_s"].std(ddof=1),
                                  "measured_device": grouped["device"].agg(lambda d: ", ".join(ordered_unique(d))),
                                  "n_runs": grouped.size()}).reset_index()
         measured = measured.rename(columns={"role": "method_label"})
-    table = table.merge(measured, on=["arch", "method_label"], how="left")
+        reference = measured.loc[measured["method_label"] == "individual FFFF", "measured_epoch_s"]
+        measured["measured_ratio_to_individual"] = (measured["measured_epoch_s"] / reference.iloc[0]
+                                                    if len(reference) else float("nan"))
+    table = table.merge(measured, on="method_label", how="left")
     table["n_runs"] = table["n_runs"].fillna(0).astype(int)
     return table[["method_label", "arch", "device", "batch_size", "input_shape", "steps", "step_ms",
                   "step_iqr_ms", "ratio_to_individual", "epoch_images", "extrapolated_epoch_h",
-                  "measured_epoch_s", "measured_epoch_std", "measured_device", "n_runs"]]
+                  "measured_arch", "measured_epoch_s", "measured_epoch_std", "measured_ratio_to_individual",
+                  "measured_device", "n_runs"]]
 
 
 def _super_base_table(evals: pd.DataFrame, roles: Sequence[str], artifact: str, label: str,

@@ -111,6 +111,12 @@ def test_table2_ratios_and_extrapolated_epoch_time():
     assert "3.6" in to_markdown(analysis.table2(timing, None))
     with pytest.raises(ReproError):
         analysis.table2(timing.iloc[:0], runs)
+    # CPU presets: real runs of a small arch beside the ResNet50 timing mode, matched by label
+    small = pd.DataFrame({"role": ["individual FFFF", "adn"], "arch": "resnet_mini", "method": ["individual", "adn"],
+                          "seed": 0, "epoch_s": [100.0, 160.0], "images_per_s": 500.0, "device": "cpu"})
+    mixed = analysis.table2(timing, small).set_index("method_label")
+    assert mixed.loc["adn", "measured_arch"] == "resnet_mini" and mixed.loc["adn", "arch"] == "resnet50"
+    assert mixed.loc["adn", "measured_ratio_to_individual"] == pytest.approx(1.6)
 
 
 def test_table3_orders_variants_and_reads_flags_from_names(evals):
