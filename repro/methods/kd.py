@@ -50,6 +50,8 @@ def load_teacher(spec, info, results_dir, device):
         raise ReproError(f"teacher {path} takes {teacher.config.in_channels}-channel images, but {spec.dataset} "
                          f"has {info.in_channels} channels")
     teacher.to(device).eval().requires_grad_(False)
+    if spec.recipe.channels_last:  # the student's batches are channels-last: match them (speed only)
+        teacher.to(memory_format=torch.channels_last)
     return teacher
 
 
