@@ -96,6 +96,8 @@ def method_options(fn):
         click.option("--depth", help="individual/kd_individual: the network's skip config, e.g. TTTT."),
         click.option("--teacher", type=click.Path(dir_okay=False), help="kd_individual: teacher checkpoint."),
         click.option("--num-sampled", type=int), click.option("--divergence", type=click.Choice(["alpha", "kl"])),
+        click.option("--no-duplicates", "allow_duplicates", flag_value=False, default=None,
+                     help="alphanet: never sample the same sub-network twice in a step (default: AlphaNet's draws)."),
     ]):
         fn = option(fn)
     return fn
