@@ -7,6 +7,8 @@ import math
 
 import pandas as pd
 
+from analysis.aggregate import is_base, is_super
+
 
 def verdicts(artifact: str, table: pd.DataFrame) -> list[str]:
     check = VERDICTS.get(artifact)
@@ -40,39 +42,35 @@ def table2_verdicts(table: pd.DataFrame) -> list[str]:
             f"(2 vs 4 forward-backward passes): {_agrees(ratio - 1.0, 1.0)}."]
 
 
-def table3_verdicts(table: pd.DataFrame) -> list[str]:
-    lines = []
+def _base_net_gaps(table: pd.DataFrame, label: str, reference: str, others=None):
+    """(arch, other, base-net top-1 of ``reference`` minus ``other``) for each row label in
+    column ``label`` (``others``: only these, when given) of each architecture."""
     for arch, rows in table.groupby("arch", sort=False):
-        rows = rows.set_index("variant")
-        if "ADN" not in rows.index:
+        rows = rows.set_index(label)
+        if reference not in rows.index:
             continue
-        for variant in ("w/o self-distillation", "w/o skip-aware norms", "w/o both"):
-            if variant in rows.index:
-                gap = rows.loc["ADN", "base_acc1_pct"] - rows.loc[variant, "base_acc1_pct"]
-                lines.append(f"{arch}: base-net top-1 of ADN minus ADN {variant}: {gap:+.2f} pp; the paper finds "
-                             f"each component helps: {_agrees(gap, 1.0)}.")
-    return lines
+        for other in rows.index.drop(reference):
+            if others is None or other in others:
+                yield arch, other, rows.loc[reference, "base_acc1_pct"] - rows.loc[other, "base_acc1_pct"]
+
+
+def table3_verdicts(table: pd.DataFrame) -> list[str]:
+    return [f"{arch}: base-net top-1 of ADN minus ADN {variant}: {gap:+.2f} pp; the paper finds "
+            f"each component helps: {_agrees(gap, 1.0)}."
+            for arch, variant, gap in _base_net_gaps(table, "variant", "ADN",
+                                                     ("w/o self-distillation", "w/o skip-aware norms", "w/o both"))]
 
 
 def table4_verdicts(table: pd.DataFrame) -> list[str]:
-    lines = []
-    for arch, rows in table.groupby("arch", sort=False):
-        rows = rows.set_index("strategy")
-        default = "super-net -> base-net (ADN)"
-        if default not in rows.index:
-            continue
-        for other in rows.index.drop(default):
-            gap = rows.loc[default, "base_acc1_pct"] - rows.loc[other, "base_acc1_pct"]
-            lines.append(f"{arch}: base-net top-1 with super-net -> base-net distillation minus {other}: "
-                         f"{gap:+.2f} pp; the paper finds the exclusive super-to-base strategy best: "
-                         f"{_agrees(gap, 1.0)}.")
-    return lines
+    return [f"{arch}: base-net top-1 with super-net -> base-net distillation minus {other}: "
+            f"{gap:+.2f} pp; the paper finds the exclusive super-to-base strategy best: {_agrees(gap, 1.0)}."
+            for arch, other, gap in _base_net_gaps(table, "strategy", "super-net -> base-net (ADN)")]
 
 
 def table6_verdicts(table: pd.DataFrame) -> list[str]:
     lines = []
     for arch, rows in table.groupby("arch", sort=False):
-        ends = rows[rows["skip"].str.fullmatch("F+|T+")]
+        ends = rows[[is_super(skip) or is_base(skip) for skip in rows["skip"]]]
         middle = rows.drop(ends.index)
         if len(ends) != 2 or middle.empty:
             continue
@@ -87,5 +85,4 @@ def table6_verdicts(table: pd.DataFrame) -> list[str]:
 
 
 VERDICTS = {"table1": table1_verdicts, "table2": table2_verdicts, "table3": table3_verdicts,
-            "table4": table4_verdicts,
-            "table6": table6_verdicts}
+            "table4": table4_verdicts, "table6": table6_verdicts}

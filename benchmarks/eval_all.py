@@ -43,19 +43,6 @@ def compare(title: str, model, batches, input_shape, repeats: int) -> None:
     print(f"  speed-up x{slow / fast:.2f} (goal >= 2.5; FLOPs of all sub-networks summed: {stage_work:.3f} G/image)")
 
 
-class FixedBatches:
-    """A split made of given batches (fake ImageNet data)."""
-
-    def __init__(self, batches):
-        self.batches = batches
-
-    def __len__(self):
-        return len(self.batches)
-
-    def epoch(self, epoch, start_step=0):
-        return iter(self.batches[start_step:])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -70,10 +57,9 @@ def main() -> None:
             (1, 28, 28), args.repeats)
     if not args.no_resnet50:
         b = args.resnet50_batch
-        batches = FixedBatches([(torch.randn(b, 3, 224, 224), torch.randint(0, 1000, (b,)))
-                                for _ in range(args.resnet50_batches)])
+        fake = load_data("fake", batch_size=b, augment=False, fake_sizes=(b, 1, b * args.resnet50_batches))
         compare(f"ResNet50-ADN on {args.resnet50_batches} fake ImageNet batches of {b}", build_model("resnet50"),
-                batches, (3, 224, 224), args.repeats)
+                fake.test, (3, 224, 224), args.repeats)
 
 
 if __name__ == "__main__":

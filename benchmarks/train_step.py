@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from repro.methods.losses import soft_cross_entropy  # noqa: E402
+from repro.models import num_stages  # noqa: E402
 from repro.skip import SkipConfig  # noqa: E402
 from repro.specs import MethodOptions  # noqa: E402
 from repro.step_timing import Workload, make_workloads, table2_methods  # noqa: E402
@@ -40,7 +41,7 @@ def pass_timer(model, images, targets, config):
 
 
 def step_ratios(arch, images, targets, num_classes, channels_last, steps):
-    workloads = make_workloads(arch, table2_methods(4), images, targets, num_classes=num_classes,
+    workloads = make_workloads(arch, table2_methods(num_stages(arch)), images, targets, num_classes=num_classes,
                                channels_last=channels_last)
     adn = workloads["adn"].model
     x = workloads["adn"].images

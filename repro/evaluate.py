@@ -15,6 +15,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from repro.errors import ReproError
+from repro.models import ARCHS
 from repro.skip import SkipConfig
 
 
@@ -87,17 +89,12 @@ def evaluation_table(model: nn.Module, splits: dict[str, list[SubnetResult]], in
 
 def check_model_fits_data(model: nn.Module, info, source: str) -> None:
     """One clear error when a model cannot read a data set's images or labels."""
-    from repro.errors import ReproError
-
     config = model.config
-    if config.in_channels != info.in_channels:
-        raise ReproError(f"{source} takes {config.in_channels}-channel images; data set {info.name} has "
-                         f"{info.in_channels} channels")
     if config.num_classes != info.num_classes:
-        raise ReproError(f"{source} predicts {config.num_classes} classes; data set {info.name} has "
-                         f"{info.num_classes}")
-    from repro.models import ARCHS
-
+        raise ReproError(f"{source} has {config.num_classes} classes, but {info.name} has {info.num_classes}")
+    if config.in_channels != info.in_channels:
+        raise ReproError(f"{source} takes {config.in_channels}-channel images, but {info.name} has "
+                         f"{info.in_channels} channels")
     ARCHS.get(config.arch).check_input(info.in_channels, info.image_size, where=f"data set {info.name}")
 
 
@@ -107,7 +104,6 @@ def evaluate_on_dataset(model: nn.Module, dataset: str, *, split: str = "test", 
     """``skip,acc1_pct,acc5_pct,loss,gflops,params_m`` of every sub-network of ``model`` on
     one split of a registered data set (all configs per batch, prefixes shared)."""
     from repro.data import load_data
-    from repro.errors import ReproError
 
     if split not in ("val", "test"):
         raise ReproError(f"split {split!r}: choose val or test")

@@ -90,14 +90,13 @@ def subnetwork_costs(model, input_shape: tuple[int, ...], configs=None) -> list[
     for config in configs or model.configs():
         # Costs depend on the structure only: remembered per architecture settings, shape and config.
         key = _cost_key(model, input_shape, config)
-        if key not in _COSTS:
+        cost = _COSTS.get(key) if key is not None else None
+        if cost is None:
             sub = extract_subnetwork(model, config) if hasattr(model, "shared_prefixes") else model.net
             cost = SubnetworkCost(config, count_flops(sub, input_shape) / 1e9, count_params(sub) / 1e6)
-            if key is None:
-                rows.append(cost)
-                continue
-            _COSTS[key] = cost
-        rows.append(_COSTS[key])
+            if key is not None:
+                _COSTS[key] = cost
+        rows.append(cost)
     return rows
 
 

@@ -15,7 +15,9 @@ from typing import Callable
 
 import torch
 
+from repro.errors import ReproError
 from repro.files import torch_save, write_json, write_text
+from repro.models import ARCHS, build_model
 from repro.registry import Registry
 from repro.runs import RunRecord, collect_environment
 from repro.study import Study
@@ -94,7 +96,6 @@ def _read(path: Path):
 
 def _trained_model(run: FinishedRun):
     from repro.checkpoints import load_checkpoint
-    from repro.errors import ReproError
     if not run.record.model_file.is_file():
         raise ReproError(f"this measurement needs the weights of run {run.record.path.name}, but its model.pt is "
                          f"not here (run records are committed without checkpoints); move {run.record.path} "
@@ -103,19 +104,13 @@ def _trained_model(run: FinishedRun):
 
 
 def _arch_shape(arch: str) -> tuple[int, int, int]:
-    from repro.models import ARCHS
     spec = ARCHS.get(arch)
     return spec.in_channels, spec.resolution, spec.resolution
 
 
 # --------------------------------------------------------------------------- Table 2
-def _timing_shape(study: Study) -> tuple[int, int, int]:
-    return _arch_shape(study.timing_arch)
-
-
 def _epoch_images(study: Study) -> int:
     """ImageNet's epoch for ImageNet-size networks, else the study's own data set."""
-    from repro.models import ARCHS
     from repro.reproduce import TRAIN_IMAGES
     from repro.step_timing import IMAGENET_TRAIN_IMAGES
     if ARCHS.get(study.timing_arch).resolution >= 224:
@@ -126,11 +121,10 @@ def _epoch_images(study: Study) -> int:
 @measurement("timing", lambda s: {"arch": s.timing_arch, "batch": s.timing_batch, "steps": s.timing_steps,
                                   "epoch_images": _epoch_images(s)})
 def timing(ctx: MeasureContext):
-    from repro.models import ARCHS
     from repro.step_timing import time_training_steps
     s = ctx.study
-    return time_training_steps(s.timing_arch, input_shape=_timing_shape(s), num_classes=ARCHS.get(s.timing_arch).num_classes,
-                               batch_size=s.timing_batch, steps=s.timing_steps, device=ctx.device,
+    return time_training_steps(s.timing_arch, input_shape=_arch_shape(s.timing_arch),
+                               num_classes=ARCHS.get(s.timing_arch).num_classes, batch_size=s.timing_batch, steps=s.timing_steps, device=ctx.device,
                                epoch_images=_epoch_images(s))
 
 
@@ -138,7 +132,6 @@ def timing(ctx: MeasureContext):
 @measurement("latency", lambda s: {"arch": s.convnet, "repeats": s.latency_repeats, "batch_size": 1})
 def latency(ctx: MeasureContext):
     from repro.measure import measure_latency
-    from repro.models import build_model
     s = ctx.study
     return measure_latency(build_model(s.convnet), _arch_shape(s.convnet), device=ctx.device,
                            repeats=s.latency_repeats)
@@ -148,7 +141,6 @@ def latency(ctx: MeasureContext):
                                          "repeats": s.latency_repeats, "batch_size": 1})
 def depth_latency(ctx: MeasureContext):
     from repro.measure import measure_latency
-    from repro.models import build_model
     r = ctx.study.width_resolution
     return measure_latency(build_model("resnet50"), (3, r, r), device=ctx.device, repeats=ctx.study.latency_repeats)
 
@@ -204,12 +196,13 @@ def cams(ctx: MeasureContext):
     from repro.probes import stage_grad_cams
     images, _, _ = sample_images(ctx.study.dataset, ctx.study.cam_images, data_path=ctx.data_path)
     runs = {r.method: r for r in reversed(_adn_and_individual(ctx))}  # the first seed of each
+    models = {method: _trained_model(run) for method, run in runs.items()}  # each loaded once
     result: dict[str, dict[str, torch.Tensor]] = {}
-    for role, run, skip in (("ADN super-net", runs.get("adn"), None), ("ADN base-net", runs.get("adn"), "base"),
-                            ("individual", runs.get("individual"), None)):
-        if run is None:
+    for role, method, skip in (("ADN super-net", "adn", None), ("ADN base-net", "adn", "base"),
+                               ("individual", "individual", None)):
+        if method not in models:
             continue
-        model = _trained_model(run)
+        model = models[method]
         skippable = {b.path for b in model.blocks() if not b.mandatory}
         maps = stage_grad_cams(model, images, CAM_STAGE, skip)
         result[role] = {f"{CAM_STAGE}.{i + 1}" + (" (skippable)" if path in skippable else ""): cam

@@ -9,7 +9,9 @@ it stopped when run again. Every output is written atomically.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -71,27 +73,35 @@ def spec_for(need: RunNeed, study: Study, seed: int) -> RunSpec:
     return make_spec(need.arch, need.method, study.dataset, study.preset, seed, options=need.options_dict())
 
 
-def training_order(plan: dict[str, PlannedRun]) -> list[PlannedRun]:
+def training_order(runs) -> list[PlannedRun]:
     """Teachers first: kd_individual runs read the finished individual networks."""
     rank = {"individual": 0, "kd_individual": 2}
-    return sorted(plan.values(), key=lambda p: rank.get(p.spec.method, 1))
+    return sorted(runs, key=lambda p: rank.get(p.spec.method, 1))
 
 
-def expected_seconds(spec: RunSpec, results_dir) -> float | None:
-    """Rough training time on 2 CPU cores: from finished runs of the same architecture and
-    method if there are any, else from the measured rates above. None when unknown."""
-    r = spec.recipe
-    images = r.epochs * min(r.train_subset or TRAIN_IMAGES.get(spec.dataset, 0), TRAIN_IMAGES.get(spec.dataset, 0))
-    rates = []
+def measured_rates(results_dir) -> dict[tuple, list[float]]:
+    """Training images/s of every finished run under ``results_dir``, by (arch, method,
+    batch size)."""
+    rates = defaultdict(list)
     for spec_file in Path(results_dir).glob("*/runs/*/spec.json"):
         record = RunRecord(spec_file.parent)
         try:
-            other = record.spec()
+            spec = record.spec()
         except ReproError:
             continue
-        same = (other.arch, other.method, other.recipe.batch_size) == (spec.arch, spec.method, spec.recipe.batch_size)
-        if same and record.is_finished():
-            rates += [m["images_per_s"] for m in record.metrics() if m.get("images_per_s")]
+        if record.is_finished():
+            rates[spec.arch, spec.method, spec.recipe.batch_size] += [
+                m["images_per_s"] for m in record.metrics() if m.get("images_per_s")]
+    return rates
+
+
+def expected_seconds(spec: RunSpec, rates: dict[tuple, list[float]]) -> float | None:
+    """Rough training time on 2 CPU cores: from finished runs of the same architecture and
+    method (``measured_rates``) if there are any, else from the measured rates above. None
+    when unknown."""
+    r = spec.recipe
+    images = r.epochs * min(r.train_subset or TRAIN_IMAGES.get(spec.dataset, 0), TRAIN_IMAGES.get(spec.dataset, 0))
+    rates = rates.get((spec.arch, spec.method, r.batch_size))
     if rates:
         rate = sorted(rates)[len(rates) // 2]
     elif spec.arch in CPU_IMAGES_PER_S:
@@ -103,10 +113,11 @@ def expected_seconds(spec: RunSpec, results_dir) -> float | None:
 
 def describe_plan(plan: dict[str, PlannedRun], results_dir) -> tuple[list[str], float | None]:
     lines, total = [], 0.0
-    for entry in training_order(plan):
+    rates = measured_rates(results_dir)
+    for entry in training_order(plan.values()):
         roles = "; ".join(sorted({f"{a}: {r}" for a, r in entry.roles}))
         status = entry.status
-        seconds = None if status == "finished" else expected_seconds(entry.spec, results_dir)
+        seconds = None if status == "finished" else expected_seconds(entry.spec, rates)
         if status != "finished":
             total = None if seconds is None or total is None else total + seconds
         eta = "" if status == "finished" else (f"~{seconds / 60:.1f} min" if seconds is not None else "unknown")
@@ -143,12 +154,12 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
 
 
 def train_missing(todo: list[PlannedRun], runtime: Runtime, echo) -> None:
-    ordered = [p for p in training_order({p.spec.run_id: p for p in todo})]
+    ordered = training_order(todo)
+    resuming = dataclasses.replace(runtime, resume=True)
     for i, entry in enumerate(ordered, 1):
         echo(f"[{i}/{len(ordered)}] training {entry.spec.run_id} ({entry.status})")
         try:
-            train(entry.spec, Runtime(runtime.results_dir, runtime.data_path, runtime.device, runtime.workers,
-                                      resume=True, progress=runtime.progress))
+            train(entry.spec, resuming)
         except Interrupted:
             raise ReproError(f"interrupted while training {entry.spec.run_id}; its checkpoint is saved and "
                              f"finished runs are kept: run the same reproduce command again to continue") from None
@@ -218,14 +229,6 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
     measured = {name: measure(name, ctx, root / "measurements", echo) for name in art.measurements}
     inputs = ArtifactInputs(study, evals_frame(runs), runs_frame(runs), measured, load_reference())
     output = art.build(inputs)
-    provenance = {
-        "artifact": art.name, "title": art.title, "preset": study.preset, "dataset": study.dataset,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command_line(),
-        "build_s": 0.0, "reproduce_wall_s": 0.0, "training_wall_s": sum(r.record.env().get("wall_s") or 0 for r in runs),
-        "runs": [{"role": r.role, "run_id": r.record.path.name, "seed": r.seed,
-                  "wall_s": r.record.env().get("wall_s"), "git": r.record.env().get("git"),
-                  "hardware": r.record.env().get("hardware", {}).get("cpu")} for r in runs],
-        "measurements": list(art.measurements), **collect_environment()}
     if art.kind == "table":
         folder = root / "tables"
         paths = [write_text(folder / f"{art.name}.csv", output.to_csv(index=False)),
@@ -235,8 +238,16 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
         paths = [save_figure(output, folder / f"{art.name}.png"), save_figure(output, folder / f"{art.name}.pdf")]
         import matplotlib.pyplot as plt
         plt.close(output)
-    provenance["build_s"] = round(time.perf_counter() - started, 1)
-    provenance["reproduce_wall_s"] = round(time.perf_counter() - reproduce_started, 1)
+    envs = [r.record.env() for r in runs]
+    provenance = {
+        "artifact": art.name, "title": art.title, "preset": study.preset, "dataset": study.dataset,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command_line(),
+        "build_s": round(time.perf_counter() - started, 1),
+        "reproduce_wall_s": round(time.perf_counter() - reproduce_started, 1),
+        "training_wall_s": sum(env.get("wall_s") or 0 for env in envs),
+        "runs": [{"role": r.role, "run_id": r.record.path.name, "seed": r.seed, "wall_s": env.get("wall_s"),
+                  "git": env.get("git"), "hardware": env.get("hardware", {}).get("cpu")} for r, env in zip(runs, envs)],
+        "measurements": list(art.measurements), **collect_environment()}
     paths.append(write_json(folder / f"{art.name}.provenance.json", provenance))
     echo(f"wrote {', '.join(str(p) for p in paths[:-1])}")
     return paths

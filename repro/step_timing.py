@@ -15,7 +15,7 @@ import torch
 
 from repro.methods import METHODS, StepContext
 from repro.methods.losses import soft_cross_entropy
-from repro.models import build_individual, build_model
+from repro.models import build_individual, build_model, num_stages
 from repro.specs import MethodOptions
 from repro.timing import time_interleaved
 
@@ -72,8 +72,7 @@ def make_workloads(arch: str, methods: list[TimedMethod], images: torch.Tensor, 
                    num_classes: int, channels_last: bool = False) -> dict[str, Workload]:
     teacher = None
     if any(m.method == "kd_individual" for m in methods):
-        full = "F" * build_model(arch, num_classes, in_channels=images.shape[1],
-                                 image_size=images.shape[-1]).num_stages
+        full = "F" * num_stages(arch)
         teacher = build_individual(arch, full, num_classes, in_channels=images.shape[1],
                                    image_size=images.shape[-1]).to(images.device).eval().requires_grad_(False)
         if channels_last:
@@ -95,8 +94,7 @@ def time_training_steps(arch: str, *, input_shape: tuple[int, int, int], num_cla
     torch.manual_seed(0)
     images = torch.randn(batch_size, *input_shape, device=device)
     targets = torch.randint(0, num_classes, (batch_size,), device=device)
-    num_stages = build_model(arch, num_classes, in_channels=input_shape[0], image_size=input_shape[-1]).num_stages
-    methods = methods or table2_methods(num_stages)
+    methods = methods or table2_methods(num_stages(arch))
     workloads = make_workloads(arch, methods, images, targets, num_classes=num_classes, channels_last=channels_last)
     timings = time_interleaved({label: w.step for label, w in workloads.items()}, repeats=steps, warmup=warmup,
                                device=device)

@@ -27,7 +27,7 @@ from cli import cli  # noqa: E402
 
 # 16 px instead of Fashion-MNIST's 28 (resnet_mini takes >= 8 px): ~3x cheaper steps, so
 # all eleven method variants learn within ~25 s on two cores.
-INFO = SimpleNamespace(num_classes=10, in_channels=1, image_size=16)
+INFO = SimpleNamespace(name="fake", num_classes=10, in_channels=1, image_size=16)  # a DatasetInfo stand-in
 
 
 @pytest.fixture(autouse=True)

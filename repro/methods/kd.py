@@ -11,8 +11,9 @@ import dataclasses
 
 import torch
 
-from repro.checkpoints import load_checkpoint, read_checkpoint
+from repro.checkpoints import checkpoint_dataset, load_checkpoint
 from repro.errors import ReproError
+from repro.evaluate import check_model_fits_data
 from repro.methods.base import METHODS, Method, StepContext, StepResult
 from repro.methods.individual import build_fixed, check_depth
 from repro.methods.losses import distillation_kl
@@ -39,16 +40,11 @@ def teacher_path(spec, results_dir) -> str:
 
 def load_teacher(spec, info, results_dir, device):
     path = teacher_path(spec, results_dir)
-    teacher_spec = read_checkpoint(path).get("spec")
-    if teacher_spec and teacher_spec.get("dataset") != spec.dataset:
-        raise ReproError(f"teacher {path} was trained on {teacher_spec.get('dataset')}, not {spec.dataset}")
+    teacher_dataset = checkpoint_dataset(path)
+    if teacher_dataset is not None and teacher_dataset != spec.dataset:
+        raise ReproError(f"teacher {path} was trained on {teacher_dataset}, not {spec.dataset}")
     teacher = load_checkpoint(path, ema=True)
-    if teacher.config.num_classes != info.num_classes:
-        raise ReproError(f"teacher {path} has {teacher.config.num_classes} classes, but {spec.dataset} "
-                         f"has {info.num_classes}")
-    if teacher.config.in_channels != info.in_channels:
-        raise ReproError(f"teacher {path} takes {teacher.config.in_channels}-channel images, but {spec.dataset} "
-                         f"has {info.in_channels} channels")
+    check_model_fits_data(teacher, info, f"teacher {path}")
     teacher.to(device).eval().requires_grad_(False)
     if spec.recipe.channels_last:  # the student's batches are channels-last: match them (speed only)
         teacher.to(memory_format=torch.channels_last)
