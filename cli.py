@@ -91,6 +91,8 @@ def method_options(fn):
         click.option("--feature-distill", flag_value=True, default=None),
         click.option("--no-self-distill", "self_distill", flag_value=False, default=None),
         click.option("--no-skip-norms", "skip_aware_norms", flag_value=False, default=None),
+        click.option("--skip-aware-shortcuts", flag_value=True, default=None,
+                     help="adn: projection-shortcut norms skip-aware too (beyond the paper)."),
         click.option("--split", help="Mandatory blocks per stage, e.g. 1,1,2,1."),
         click.option("--distill-strategy", type=click.Choice(["super_to_base", "super_to_random", "random_to_random"])),
         click.option("--depth", help="individual/kd_individual: the network's skip config, e.g. TTTT."),

@@ -21,6 +21,8 @@ from analysis.tables import TABLE1_NETWORKS, split_roles
 GFLOPS = "GFLOPs"
 TOP1 = "top-1 accuracy (%)"
 INDIVIDUAL_ROLES = ["individual", "individual-Base", "individual (depth)"]
+# Figure 4b's other adaptive networks (beyond the paper), each with its own frontier and colour.
+FIG4_VARIANTS = {"ADN + skip-aware shortcuts": "#9467bd"}
 FIG7_ROLES = ["1 skippable block per group (official)", "2 skippable blocks per group"]
 
 
@@ -112,9 +114,10 @@ def fig4(evals: pd.DataFrame, arch: str | None = None):
     (a) top-1 of ADN super-net, individual, ADN base-net, individual-Base (roles "ADN",
     "individual", "individual-Base"); (b) top-1 vs GFLOPs: all ADN sub-networks with their
     Pareto frontier, individual networks (roles "individual", "individual-Base",
-    "individual (depth)") and "KD-individual" networks at their depths.
+    "individual (depth)"), "KD-individual" networks at their depths, and the sub-networks of
+    FIG4_VARIANTS' roles with their frontiers where present.
     """
-    rows = _test_rows(evals, ["ADN", "KD-individual"] + INDIVIDUAL_ROLES)
+    rows = _test_rows(evals, ["ADN", "KD-individual"] + INDIVIDUAL_ROLES + list(FIG4_VARIANTS))
     archs = [arch] if arch else ordered_unique(rows["arch"])
     fig, axes = new_figure(max(len(archs), 1), 2, 5.5, 4.0)
     if not archs:
@@ -141,6 +144,8 @@ def fig4(evals: pd.DataFrame, arch: str | None = None):
             individual = here[here["role"].isin(INDIVIDUAL_ROLES)]
             _points(curve, here[here["role"] == "ADN"], "ADN sub-networks", colors_for(["ADN"])["ADN"],
                     frontier=True, annotate=True)
+            for role, color in FIG4_VARIANTS.items():
+                _points(curve, here[here["role"] == role], f"{role} sub-networks", color, marker="D", frontier=True)
             _points(curve, individual, "individual", colors_for(["individual"])["individual"],
                     marker="s", connect=True)
             _points(curve, here[here["role"] == "KD-individual"], "KD-individual",

@@ -31,7 +31,7 @@ TABLE1_NETWORKS = [("ADN super-net", "ADN", is_super), ("individual", "individua
                    ("ADN base-net", "ADN", is_base), ("individual-Base", "individual-Base", is_base)]
 ADN_VS_INDIVIDUAL = {"ADN super-net": "individual", "ADN base-net": "individual-Base"}
 TABLE3_VARIANTS = ["ADN", "w/o self-distillation", "w/o skip-aware norms", "w/o both",
-                   "+ feature distillation"]
+                   "+ feature distillation", "+ skip-aware shortcuts"]  # the last: beyond the paper (issue 13)
 TABLE4_STRATEGIES = ["super-net -> base-net (ADN)", "super-net -> random", "random -> random"]
 # Paper Table 7 / Figure 6b roles are the mandatory block counts per stage, e.g. "2,2,3,2 (official)".
 SPLIT_ROLE = re.compile(r"^\s*\d+(\s*,\s*\d+)+")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from repro.models import num_stages, official_split
+from repro.models import has_shortcut_norms, num_stages, official_split
 from repro.registry import Registry
 from repro.step_timing import table2_methods
 from repro.study import Study
@@ -97,13 +97,17 @@ ABLATIONS = {"ADN": {}, "w/o self-distillation": {"self_distill": False},
              "w/o skip-aware norms": {"skip_aware_norms": False},
              "w/o both": {"self_distill": False, "skip_aware_norms": False},
              "+ feature distillation": {"feature_distill": True}}
+# Beyond the paper (issue 13), only for networks with shared shortcut norms (ResNets).
+SHORTCUTS = {"skip_aware_shortcuts": True}
 
 STRATEGIES = {"super-net -> base-net (ADN)": {}, "super-net -> random": {"distill_strategy": "super_to_random"},
               "random -> random": {"distill_strategy": "random_to_random"}}
 
 
 def table3_runs(study: Study) -> list[RunNeed]:
-    return [adn(arch, role, **options) for arch in study.ablation_archs for role, options in ABLATIONS.items()]
+    return [need for arch in study.ablation_archs for need in
+            [adn(arch, role, **options) for role, options in ABLATIONS.items()]
+            + ([adn(arch, "+ skip-aware shortcuts", **SHORTCUTS)] if has_shortcut_norms(arch) else [])]
 
 
 def table4_runs(study: Study) -> list[RunNeed]:
@@ -124,7 +128,8 @@ def fig4_runs(study: Study) -> list[RunNeed]:
     arch = study.convnet
     return ([adn(arch), individual(arch, full(arch), "individual"), individual(arch, base(arch), "individual-Base")]
             + [individual(arch, depth, "individual (depth)") for depth in study.individual_depths]
-            + [RunNeed("KD-individual", arch, "kd_individual", (("depth", depth),)) for depth in study.kd_depths])
+            + [RunNeed("KD-individual", arch, "kd_individual", (("depth", depth),)) for depth in study.kd_depths]
+            + ([adn(arch, "ADN + skip-aware shortcuts", **SHORTCUTS)] if has_shortcut_norms(arch) else []))
 
 
 def fig7_runs(study: Study) -> list[RunNeed]:

@@ -73,6 +73,7 @@ class MethodOptions:
     alpha_max: float = 1.0
     allow_duplicates: bool = True  # alphanet: a random draw may repeat (AlphaNet's default)
     bn_recalibration_images: int = 2000  # alphanet: BN statistics reset per evaluated sub-network
+    skip_aware_shortcuts: bool = False  # adn: projection-shortcut norms skip-aware too (issue 13)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ VARIANTS = [
     ("adn", {"distill_strategy": "random_to_random"}),
     ("adn", {"split": (1, 1, 2, 1)}),
     ("adn", {"two_backward": False}),
+    ("adn", {"skip_aware_shortcuts": True}),
     ("individual", {"depth": "TTFF"}),
     ("kd_individual", {"depth": "TTTT"}),
     ("alphanet", {}),

@@ -6,7 +6,10 @@ backward passes (the super-net's graph is freed before the base-net runs) or one
 backward, same gradient; one optimiser step. Only these two sub-networks are trained.
 
 Ablations (paper Table 3): ``self_distill=False`` (student on labels), ``skip_aware_norms=False``
-(one shared norm set), ``feature_distill=True`` (stage outputs distilled too).
+(one shared norm set), ``feature_distill=True`` (stage outputs distilled too). Beyond the
+paper (issue 13): ``skip_aware_shortcuts=True`` gives the projection-shortcut BatchNorms of
+mandatory blocks their own skip-aware set too; the official code shares them, so both passes
+of Algorithm 1 mix two input distributions into their running statistics.
 Distillation strategies (paper Table 4), ``distill_strategy``:
   super_to_base     the super-net teaches the base-net (Algorithm 1; default);
   super_to_random   the super-net teaches a random other sub-network each step;
@@ -30,7 +33,8 @@ STRATEGIES = ("super_to_base", "super_to_random", "random_to_random")
 def build_adaptive(spec, info):
     o = spec.options
     return build_model(spec.arch, info.num_classes, in_channels=info.in_channels, image_size=info.image_size,
-                       split=o.split, skip_aware_norms=o.skip_aware_norms)
+                       split=o.split, skip_aware_norms=o.skip_aware_norms,
+                       skip_aware_shortcuts=o.skip_aware_shortcuts)
 
 
 def pick_pair(num_stages: int, strategy: str, generator: torch.Generator) -> tuple[SkipConfig, SkipConfig]:
@@ -85,9 +89,11 @@ def check_adn(spec) -> None:
 
 METHODS.add("adn", Method(
     name="adn",
-    summary="Adaptive depth network, paper Algorithm 1: super-net on labels, base-net distilled from it",
+    summary="Adaptive depth network, paper Algorithm 1: super-net on labels, base-net distilled from it "
+            "(ablations --no-self-distill, --no-skip-norms, --feature-distill; beyond the paper "
+            "--skip-aware-shortcuts)",
     reads=frozenset({"alpha", "temperature", "kl_topk", "two_backward", "feature_distill", "self_distill",
-                     "skip_aware_norms", "split", "distill_strategy"}),
+                     "skip_aware_norms", "split", "distill_strategy", "skip_aware_shortcuts"}),
     build_model=build_adaptive,
     train_step=adn_step,
     monitor_configs=super_and_base,

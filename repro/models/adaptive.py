@@ -264,14 +264,18 @@ class AdaptiveDepthNetwork(nn.Module):
     """
 
     def __init__(self, net: nn.Module, layout: Layout, split: Sequence[int] | None = None,
-                 skip_aware_norms: bool = True, name: str = "this network"):
+                 skip_aware_norms: bool = True, name: str = "this network", skip_aware_shortcuts: bool = False):
         super().__init__()
         self.net = net
         self.layout = layout
         self.name = name
         self.split = tuple(split) if split is not None else layout.default_split()
         self.skip_aware_norms = skip_aware_norms
+        # Beyond the paper (issue 13): the norms ``layout.shared_norms`` keeps shared (ResNet's
+        # projection shortcuts) become skip-aware too, so each norm set sees one distribution.
+        self.skip_aware_shortcuts = skip_aware_shortcuts
         self._check_split()
+        self._check_shortcuts()
         self.selection = Selection(layout.num_stages)
         self._make_blocks_skippable()
         self._make_modules_skip_aware()
@@ -288,6 +292,14 @@ class AdaptiveDepthNetwork(nn.Module):
                 raise ReproError(
                     f"split {list(self.split)} for {self.name}: stage {i + 1} has {n} blocks, "
                     f"so its mandatory blocks must number 1 to {n - 1}")
+
+    def _check_shortcuts(self) -> None:
+        if not self.skip_aware_shortcuts:
+            return
+        if not self.skip_aware_norms:
+            raise ReproError("skip-aware shortcuts need skip-aware norms (drop one of the two options)")
+        if not self.layout.shared_norms:
+            raise ReproError(f"{self.name} has no shared shortcut norms to make skip-aware")
 
     def _make_blocks_skippable(self) -> None:
         by_container: dict[str, list[_StageSlice]] = {}
@@ -317,7 +329,7 @@ class AdaptiveDepthNetwork(nn.Module):
         wrapper = SKIP_AWARE_NORMS.get(type(module))
         if wrapper is None or not self.skip_aware_norms:
             return None
-        if any(part in path.split(".") for part in self.layout.shared_norms):
+        if not self.skip_aware_shortcuts and any(part in path.split(".") for part in self.layout.shared_norms):
             return None
         return wrapper.wrap(module, stage, self.selection)
 

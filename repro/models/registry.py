@@ -65,6 +65,7 @@ class ArchConfig:
     image_size: int
     split: tuple[int, ...]
     skip_aware_norms: bool = True
+    skip_aware_shortcuts: bool = False  # issue 13: shortcut norms skip-aware too (beyond the paper)
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "split": list(self.split)}
@@ -80,20 +81,21 @@ class ArchConfig:
 
 def resolve_config(arch: str, num_classes: int | None = None, in_channels: int | None = None,
                    image_size: int | None = None, split: Sequence[int] | None = None,
-                   skip_aware_norms: bool = True) -> ArchConfig:
+                   skip_aware_norms: bool = True, skip_aware_shortcuts: bool = False) -> ArchConfig:
     spec = ARCHS.get(arch)
     image_size = image_size or spec.resolution
     in_channels = in_channels or spec.in_channels
     spec.check_input(in_channels, image_size, where=f"the requested input ({image_size} px)")
     return ArchConfig(arch, num_classes or spec.num_classes, in_channels, image_size,
-                      tuple(split) if split is not None else (), skip_aware_norms)
+                      tuple(split) if split is not None else (), skip_aware_norms, skip_aware_shortcuts)
 
 
 def build_from_config(config: ArchConfig) -> AdaptiveDepthNetwork:
     spec = ARCHS.get(config.arch)
     net, layout = spec.build_net(config.num_classes, config.in_channels, config.image_size)
     model = AdaptiveDepthNetwork(net, layout, split=config.split or None,
-                                 skip_aware_norms=config.skip_aware_norms, name=config.arch)
+                                 skip_aware_norms=config.skip_aware_norms, name=config.arch,
+                                 skip_aware_shortcuts=config.skip_aware_shortcuts)
     model.config = dataclasses.replace(config, split=model.split)
     return model
 
@@ -112,16 +114,26 @@ def official_split(arch: str) -> tuple[int, ...]:
         return tuple(build_model(arch).split)
 
 
+@functools.cache
+def has_shortcut_norms(arch: str) -> bool:
+    """Whether an architecture keeps norms shared in the official release (ResNet's
+    projection shortcuts), i.e. whether ``skip_aware_shortcuts`` applies to it."""
+    with torch.device("meta"):
+        return bool(build_model(arch).layout.shared_norms)
+
+
 def build_model(arch: str, num_classes: int | None = None, *, in_channels: int | None = None,
                 image_size: int | None = None, split: Sequence[int] | None = None,
-                skip_aware_norms: bool = True) -> AdaptiveDepthNetwork:
+                skip_aware_norms: bool = True, skip_aware_shortcuts: bool = False) -> AdaptiveDepthNetwork:
     """An adaptive-depth network (ADN) of a registered architecture, freshly initialised.
 
     split: mandatory blocks per stage (default: the official split).
     skip_aware_norms: False builds the paper's ablation with one shared norm set.
+    skip_aware_shortcuts: True also makes the projection-shortcut norms of mandatory blocks
+        skip-aware (beyond the paper; the official release keeps them shared).
     """
     return build_from_config(resolve_config(arch, num_classes, in_channels, image_size, split,
-                                            skip_aware_norms))
+                                            skip_aware_norms, skip_aware_shortcuts))
 
 
 class FixedDepthNetwork(nn.Module):
@@ -186,5 +198,5 @@ def fixed_depth(model: AdaptiveDepthNetwork, depth: SkipLike) -> FixedDepthNetwo
     """The sub-network ``depth`` of ``model`` as a fixed-depth network (weights copied)."""
     config = model.parse_skip(depth)
     fixed = FixedDepthNetwork(extract_subnetwork(model, config), config, model.layout, model.split, model.name)
-    fixed.config = dataclasses.replace(model.config, skip_aware_norms=False)
+    fixed.config = dataclasses.replace(model.config, skip_aware_norms=False, skip_aware_shortcuts=False)
     return fixed
