@@ -2,10 +2,13 @@
 calls one library function; errors are one line on stderr and exit status 2."""
 from __future__ import annotations
 
-import sys
+from contextlib import contextmanager
 
 import click
 
+from repro.cli_types import (CHECKPOINT, DEVICE, DEVICE_OR_AUTO, EXISTING_FOLDER, HALF_OPEN_UNIT,
+                             NON_NEGATIVE_INT, OPEN_UNIT, OUTPUT_FILE, OUTPUT_FOLDER, POSITIVE_FLOAT, POSITIVE_INT,
+                             UNIT_INTERVAL)
 from repro.data import DATASETS
 from repro.errors import ReproError
 from repro.methods import METHODS
@@ -13,13 +16,37 @@ from repro.models import ARCHS
 from repro.presets import PRESETS
 
 
+class OneLineError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+@contextmanager
+def one_line_errors():
+    """Library errors and Click's usage errors (unknown option or name, bad value) become
+    ``error: ...``, one line on stderr with exit status 2, without Click's usage block."""
+    try:
+        yield
+    except ReproError as error:
+        raise OneLineError(" ".join(str(error).split())) from None
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # a bare command name prints its help
+    except click.UsageError as error:
+        message = " ".join(error.format_message().split()).rstrip(".")
+        hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+        raise OneLineError(message + hint) from None
+
+
 class Cli(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra):
+        with one_line_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
     def invoke(self, ctx):
-        try:
+        with one_line_errors():
             return super().invoke(ctx)
-        except ReproError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(2)
 
 
 @click.group(cls=Cli)
@@ -46,10 +73,10 @@ def archs():
 
 @cli.command()
 @click.option("--arch", type=click.Choice(ARCHS.names()), required=True)
-@click.option("--resolution", type=int, help="Input size in pixels (default: the architecture's).")
-@click.option("--in-channels", type=int, help="Input channels (default: the architecture's).")
+@click.option("--resolution", type=POSITIVE_INT, help="Input size in pixels (default: the architecture's).")
+@click.option("--in-channels", type=POSITIVE_INT, help="Input channels (default: the architecture's).")
 @click.option("--split", help="Mandatory blocks per stage, e.g. 2,2,3,2 (default: official).")
-@click.option("--output", type=click.Path(dir_okay=False), help="Also write the table as CSV.")
+@click.option("--output", type=OUTPUT_FILE, help="Also write the table as CSV.")
 def flops(arch, resolution, in_channels, split, output):
     """GFLOPs (multiply-adds) and parameters of every sub-network."""
     from repro.flops import flops_table
@@ -70,11 +97,11 @@ def methods():
 def recipe_options(fn):
     """Overrides of the preset's recipe (scientific settings: they change the run's hash)."""
     for option in reversed([
-        click.option("--epochs", type=int), click.option("--batch-size", type=int, help="Per process."),
-        click.option("--lr", type=float, help="Peak learning rate."),
-        click.option("--train-subset", type=int, help="Train on the first N training images."),
+        click.option("--epochs", type=POSITIVE_INT), click.option("--batch-size", type=POSITIVE_INT, help="Per process."),
+        click.option("--lr", type=POSITIVE_FLOAT, help="Peak learning rate."),
+        click.option("--train-subset", type=POSITIVE_INT, help="Train on the first N training images."),
         click.option("--amp", type=click.Choice(["bf16", "fp16"]), help="Mixed precision (GPU)."),
-        click.option("--ema-decay", type=float), click.option("--label-smoothing", type=float),
+        click.option("--ema-decay", type=OPEN_UNIT), click.option("--label-smoothing", type=HALF_OPEN_UNIT),
         click.option("--channels-last/--no-channels-last", default=None),
     ]):
         fn = option(fn)
@@ -84,8 +111,8 @@ def recipe_options(fn):
 def method_options(fn):
     """Options of the training methods (see ``python cli.py methods``)."""
     for option in reversed([
-        click.option("--alpha", type=float, help="Weight of the super-net CE; 1-alpha on distillation."),
-        click.option("--temperature", type=float), click.option("--kl-topk", type=int),
+        click.option("--alpha", type=UNIT_INTERVAL, help="Weight of the super-net CE; 1-alpha on distillation."),
+        click.option("--temperature", type=POSITIVE_FLOAT), click.option("--kl-topk", type=POSITIVE_INT),
         click.option("--one-backward", "two_backward", flag_value=False, default=None,
                      help="One summed backward pass instead of Algorithm 1's two."),
         click.option("--feature-distill", flag_value=True, default=None),
@@ -96,8 +123,8 @@ def method_options(fn):
         click.option("--split", help="Mandatory blocks per stage, e.g. 1,1,2,1."),
         click.option("--distill-strategy", type=click.Choice(["super_to_base", "super_to_random", "random_to_random"])),
         click.option("--depth", help="individual/kd_individual: the network's skip config, e.g. TTTT."),
-        click.option("--teacher", type=click.Path(dir_okay=False), help="kd_individual: teacher checkpoint."),
-        click.option("--num-sampled", type=int), click.option("--divergence", type=click.Choice(["alpha", "kl"])),
+        click.option("--teacher", type=CHECKPOINT, help="kd_individual: teacher checkpoint."),
+        click.option("--num-sampled", type=POSITIVE_INT), click.option("--divergence", type=click.Choice(["alpha", "kl"])),
         click.option("--no-duplicates", "allow_duplicates", flag_value=False, default=None,
                      help="alphanet: never sample the same sub-network twice in a step (default: AlphaNet's draws)."),
     ]):
@@ -108,10 +135,10 @@ def method_options(fn):
 def runtime_options(fn):
     """Run-time choices: they never change what is learned."""
     for option in reversed([
-        click.option("--data-path", type=click.Path(), help="Data set folder (default: the standard place)."),
-        click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, auto."),
-        click.option("--workers", type=int, default=4, show_default=True, help="Data loader workers (ImageNet)."),
-        click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True),
+        click.option("--data-path", type=EXISTING_FOLDER, help="Data set folder (default: the standard place)."),
+        click.option("--device", type=DEVICE_OR_AUTO, default="auto", show_default=True, help="cpu, cuda, cuda:1, auto."),
+        click.option("--workers", type=NON_NEGATIVE_INT, default=4, show_default=True, help="Data loader workers (ImageNet)."),
+        click.option("--results-dir", type=OUTPUT_FOLDER, default="results", show_default=True),
         click.option("--progress/--no-progress", default=True, show_default=True),
     ]):
         fn = option(fn)
@@ -123,7 +150,7 @@ def runtime_options(fn):
 @click.option("--method", type=click.Choice(METHODS.names()), default="adn", show_default=True)
 @click.option("--dataset", type=click.Choice(DATASETS.names()), default="fashion_mnist", show_default=True)
 @click.option("--preset", type=click.Choice(PRESETS.names()), default="quick", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=NON_NEGATIVE_INT, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue an unfinished run from its last checkpoint.")
 @recipe_options
 @method_options
@@ -148,24 +175,23 @@ def train(arch, method, dataset, preset, seed, resume, data_path, device, worker
 
 
 @cli.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=CHECKPOINT)
 @click.option("--arch", type=click.Choice(ARCHS.names()), help="Check (ours) or choose (official, torchvision) the architecture.")
 @click.option("--dataset", type=click.Choice(DATASETS.names()), help="Default: the run's data set, else fashion_mnist.")
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
 @click.option("--skip", "configs", help="Comma-separated skip configs (default: all 2^S).")
 @click.option("--ema", is_flag=True, help="Use the EMA weights where the checkpoint has them.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--test-subset", type=click.IntRange(min=1), help="Only the first N test images.")
-@click.option("--data-path", type=click.Path())
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False), help="Also write the table as CSV.")
+@click.option("--batch-size", type=POSITIVE_INT, default=256, show_default=True)
+@click.option("--test-subset", type=POSITIVE_INT, help="Only the first N test images.")
+@click.option("--data-path", type=EXISTING_FOLDER)
+@click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@click.option("--output", type=OUTPUT_FILE, help="Also write the table as CSV.")
 def evaluate(checkpoint, arch, dataset, split, configs, ema, batch_size, test_subset, data_path, device, output):
     """Accuracy, loss, GFLOPs and parameters of every sub-network of a checkpoint, in one
     pass over the data (depth-first, stage outputs shared between configs)."""
     from repro.checkpoints import checkpoint_dataset, load_checkpoint
     from repro.evaluate import evaluate_on_dataset
 
-    check_writable(output)
     model = load_checkpoint(checkpoint, arch, ema=ema)
     dataset = dataset or checkpoint_dataset(checkpoint) or "fashion_mnist"
     table = evaluate_on_dataset(model, dataset, split=split, data_path=data_path, batch_size=batch_size,
@@ -175,15 +201,15 @@ def evaluate(checkpoint, arch, dataset, split, configs, ema, batch_size, test_su
 
 @cli.command()
 @click.option("--arch", type=click.Choice(ARCHS.names()), required=True)
-@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Trained weights (latency does not depend on them).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
-@click.option("--batch-size", type=int, default=1, show_default=True)
-@click.option("--threads", type=int, help="CPU threads (default: torch's setting).")
-@click.option("--repeats", type=int, default=30, show_default=True, help="Timed interleaved rounds.")
-@click.option("--resolution", type=int, help="Input size in pixels (default: the architecture's).")
+@click.option("--checkpoint", type=CHECKPOINT, help="Trained weights (latency does not depend on them).")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N].")
+@click.option("--batch-size", type=POSITIVE_INT, default=1, show_default=True)
+@click.option("--threads", type=POSITIVE_INT, help="CPU threads (default: torch's setting).")
+@click.option("--repeats", type=POSITIVE_INT, default=30, show_default=True, help="Timed interleaved rounds.")
+@click.option("--resolution", type=POSITIVE_INT, help="Input size in pixels (default: the architecture's).")
 @click.option("--width/--no-width", default=False, show_default=True,
               help="Also time width-scaled ResNet50s (x0.25..x1.0) for the depth-vs-width comparison.")
-@click.option("--output", type=click.Path(dir_okay=False), help="Also write the table as CSV.")
+@click.option("--output", type=OUTPUT_FILE, help="Also write the table as CSV.")
 def latency(arch, checkpoint, device, batch_size, threads, repeats, resolution, width, output):
     """Latency (median, IQR over interleaved runs) and energy, where a counter exists, of
     every sub-network, each timed as the plain network one would deploy."""
@@ -193,7 +219,6 @@ def latency(arch, checkpoint, device, batch_size, threads, repeats, resolution, 
     from repro.measure import measure_latency, measure_width_latency
     from repro.models import build_model
 
-    check_writable(output)
     model = load_checkpoint(checkpoint, arch) if checkpoint else build_model(arch, image_size=resolution)
     c = model.config
     shape = (c.in_channels, resolution or c.image_size, resolution or c.image_size)
@@ -206,13 +231,13 @@ def latency(arch, checkpoint, device, batch_size, threads, repeats, resolution, 
 
 
 @cli.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=CHECKPOINT)
 @click.option("--arch", type=click.Choice(ARCHS.names()))
 @click.option("--dataset", type=click.Choice(DATASETS.names()), help="Default: the run's data set, else fashion_mnist.")
 @click.option("--skip", help="Sub-network to probe (default: the super-net, or the network's own depth).")
-@click.option("--images", type=int, default=256, show_default=True, help="Test images averaged over.")
-@click.option("--data-path", type=click.Path())
-@click.option("--output", type=click.Path(dir_okay=False), help="Also write the table as CSV.")
+@click.option("--images", type=POSITIVE_INT, default=256, show_default=True, help="Test images averaged over.")
+@click.option("--data-path", type=EXISTING_FOLDER)
+@click.option("--output", type=OUTPUT_FILE, help="Also write the table as CSV.")
 def norms(checkpoint, arch, dataset, skip, images, data_path, output):
     """||F(h)||_2 / ||h||_2 of every residual block over real images (paper Figure 3)."""
     from repro.checkpoints import checkpoint_dataset, load_checkpoint
@@ -220,7 +245,6 @@ def norms(checkpoint, arch, dataset, skip, images, data_path, output):
     from repro.evaluate import check_model_fits_data
     from repro.probes import residual_norm_ratios
 
-    check_writable(output)
     model = load_checkpoint(checkpoint, arch)
     dataset = dataset or checkpoint_dataset(checkpoint) or "fashion_mnist"
     x, _, info = sample_images(dataset, images, data_path=data_path)
@@ -235,9 +259,9 @@ def artifact_names():
 
 
 @cli.command()
-@click.argument("artifacts", nargs=-1, required=True, type=click.Choice(artifact_names()))
+@click.argument("artifacts", nargs=-1, required=True, type=click.Choice(artifact_names()), metavar="ARTIFACT|all")
 @click.option("--preset", type=click.Choice(PRESETS.names()), default="quick", show_default=True)
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds 0..N-1 of every run.")
+@click.option("--seeds", type=POSITIVE_INT, default=1, show_default=True, help="Seeds 0..N-1 of every run.")
 @click.option("--dry-run", is_flag=True, help="List the runs and measurements and the expected time; train nothing.")
 @runtime_options
 def reproduce(artifacts, preset, seeds, dry_run, data_path, device, workers, results_dir, progress):
@@ -248,14 +272,6 @@ def reproduce(artifacts, preset, seeds, dry_run, data_path, device, workers, res
 
     run_reproduce(list(artifacts), preset, seeds, Runtime(results_dir, data_path, device, workers, True, progress),
                   dry_run=dry_run, echo=click.echo)
-
-
-def check_writable(output) -> None:
-    """Refuses an output path that cannot be written before any work is done."""
-    if output:
-        from repro.files import check_writable as check
-
-        check(output)
 
 
 def parse_split(text: str | None):

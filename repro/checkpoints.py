@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
@@ -81,13 +80,23 @@ def read_checkpoint(path: str | Path) -> dict:
         if found:
             raise CheckpointError(f"{path} holds a pickled object ({found.group(1)}) rather than tensors "
                                   f"and plain data; refusing to load it (a checkpoint must never run code)") from None
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): "
-                              f"{_first_line(error)}") from None
+        raise unreadable(path) from None
+    except Exception:  # torch.load fails on foreign or damaged bytes with many error types
+        raise unreadable(path) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dictionary")
     return obj
+
+
+def unreadable(path: Path) -> CheckpointError:
+    """One sentence naming the file; torch's own explanation (hundreds of characters about
+    ``weights_only``) would not help."""
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    # torch.save writes a zip archive; its legacy format starts with a pickle protocol byte.
+    if magic[:4] == b"PK\x03\x04" or magic[:1] == b"\x80":
+        return CheckpointError(f"{path} is not a readable PyTorch checkpoint: it is corrupt or truncated")
+    return CheckpointError(f"{path} is not a readable PyTorch checkpoint: it is another kind of file")
 
 
 def load_checkpoint(path: str | Path, arch: str | None = None, *, ema: bool = False) -> nn.Module:

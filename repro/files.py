@@ -65,11 +65,30 @@ def check_writable(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ReproError(f"cannot write {path}: it is a folder")
-    parent = path.parent
-    while not parent.exists():
-        if parent.parent == parent:
-            break
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ReproError(f"cannot write {path}: {parent} is not a writable folder")
+    _check_creatable(path, path.parent)
     return path
+
+
+def check_writable_folder(path: str | Path) -> Path:
+    """As ``check_writable``, for a folder that files will be written into (created if
+    missing when the work starts, not here)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ReproError(f"cannot write into {path}: it is a file, not a folder")
+    _check_creatable(path, path)
+    return path
+
+
+def _check_creatable(path: Path, folder: Path) -> None:
+    """Probes the nearest existing folder at or above ``folder`` by creating (and at once
+    removing) a temporary file: ``os.access`` says yes to root even on /proc or a
+    read-only mount."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ReproError(f"cannot write {path}: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ReproError(f"cannot write {path}: no file can be created in {folder} ({error.strerror or error})") from None

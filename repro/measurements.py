@@ -61,17 +61,30 @@ def measurement(name: str, settings: Callable[[Study], dict], uses=lambda ctx: [
     return register
 
 
+def cache_files(name: str, folder: Path) -> tuple[Path, Path]:
+    """(settings and provenance, data) of a cached measurement."""
+    return folder / f"{name}.json", folder / (f"{name}.pt" if name == "cams" else f"{name}.csv")
+
+
+def is_cached(name: str, ctx: MeasureContext, folder: Path) -> bool:
+    """Whether ``measure`` would reuse the cache: same settings, same input runs."""
+    m = MEASUREMENTS.get(name)
+    info_file, data_file = cache_files(name, folder)
+    if not (info_file.is_file() and data_file.is_file()):
+        return False
+    key = {"settings": m.settings(ctx.study), "runs": [r.record.path.name for r in m.uses(ctx)]}
+    info = json.loads(info_file.read_text())
+    return {k: info.get(k) for k in key} == json.loads(json.dumps(key))
+
+
 def measure(name: str, ctx: MeasureContext, folder: Path, echo=print):
     """The cached measurement if its settings and input runs match, else a fresh one."""
     m = MEASUREMENTS.get(name)
     used = m.uses(ctx)
     key = {"settings": m.settings(ctx.study), "runs": [r.record.path.name for r in used]}
-    info_file = folder / f"{name}.json"
-    data_file = folder / (f"{name}.pt" if name == "cams" else f"{name}.csv")
-    if info_file.is_file() and data_file.is_file():
-        info = json.loads(info_file.read_text())
-        if {k: info.get(k) for k in key} == json.loads(json.dumps(key)):
-            return _read(data_file)
+    info_file, data_file = cache_files(name, folder)
+    if is_cached(name, ctx, folder):
+        return _read(data_file)
     echo(f"measuring {name} ...")
     started = time.perf_counter()
     result = m.compute(ctx)

@@ -10,6 +10,7 @@ it stopped when run again. Every output is written atomically.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import torch
 from repro.artifacts import ARTIFACTS, Artifact, ArtifactInputs, RunNeed
 from repro.errors import ReproError
 from repro.files import atomic_write, check_writable, write_json, write_text
-from repro.measurements import FinishedRun, MeasureContext, measure
+from repro.measurements import MEASUREMENTS, FinishedRun, MeasureContext, cache_files, is_cached, measure
 from repro.presets import make_spec
 from repro.runs import RunRecord, collect_environment, command_line, run_directory
 from repro.specs import RunSpec
@@ -34,6 +35,10 @@ TRAIN_IMAGES = {"fashion_mnist": 55_000, "cifar10": 45_000, "cifar100": 45_000, 
 # (measured here on the quick preset), and each method's cost relative to it.
 CPU_IMAGES_PER_S = {"resnet_mini": 400.0, "vit_mini": 300.0, "mobilenet_v2_mini": 150.0}
 METHOD_COST = {"individual": 1.0, "kd_individual": 1.4, "adn": 1.6, "alphanet": 3.2}
+# Seconds each measurement took here at the quick preset's settings (2 CPU cores,
+# results/quick/measurements/*.json): the estimate for one never measured under --results-dir.
+CPU_MEASURE_S = {"timing": 216.0, "depth_latency": 41.0, "width_latency": 9.0, "latency": 7.0, "norms": 2.0,
+                 "cams": 1.0, "layouts": 1.0}
 
 
 @dataclass
@@ -125,6 +130,45 @@ def describe_plan(plan: dict[str, PlannedRun], results_dir) -> tuple[list[str], 
     return lines, total
 
 
+def expected_measure_seconds(name: str, study: Study, results_dir) -> float | None:
+    """How long the measurement took before with the same settings under ``results_dir``
+    (any preset), else ``CPU_MEASURE_S``; None when unknown."""
+    settings = json.loads(json.dumps(MEASUREMENTS.get(name).settings(study)))
+    for info_file in Path(results_dir).glob(f"*/measurements/{name}.json"):
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("settings") == settings and info.get("wall_s") is not None:
+            return float(info["wall_s"])
+    return CPU_MEASURE_S.get(name)
+
+
+def describe_measurements(artifacts: list[Artifact], study: Study, plan: dict[str, PlannedRun], seeds: int,
+                          results_dir) -> tuple[list[str], int, float | None]:
+    """One line per measurement: cached (and where) or to measure (and how long);
+    the number to measure and their expected seconds (None when unknown)."""
+    folder = Path(results_dir) / study.preset / "measurements"
+    users: dict[str, list[Artifact]] = {}
+    for art in artifacts:
+        for name in art.measurements:
+            users.setdefault(name, []).append(art)
+    lines, todo, total = [], 0, 0.0
+    for name, arts in sorted(users.items()):
+        ctx = MeasureContext(study, finished_runs(arts[0], study, plan, seeds, planned=True))
+        used_by = ", ".join(a.name for a in arts)
+        if is_cached(name, ctx, folder):
+            lines.append(f"  {'cached':10s} {'measurement ' + name:48s} {'':>10s}  [{used_by}; "
+                         f"{cache_files(name, folder)[1]}]")
+            continue
+        todo += 1
+        seconds = expected_measure_seconds(name, study, results_dir)
+        total = None if seconds is None or total is None else total + seconds
+        eta = "unknown" if seconds is None else f"~{seconds:.0f} s" if seconds < 60 else f"~{seconds / 60:.1f} min"
+        lines.append(f"  {'to measure':10s} {'measurement ' + name:48s} {eta:>10s}  [{used_by}]")
+    return lines, todo, total
+
+
 def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: Runtime = Runtime(), *,
               dry_run: bool = False, echo=print) -> list[Path]:
     """Trains what is missing and writes the artifacts; returns the files written."""
@@ -133,15 +177,13 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
     check_writable(Path(runtime.results_dir) / preset / "tables" / "table.csv")
     plan = plan_runs(artifacts, study, seeds, runtime.results_dir)
     lines, total = describe_plan(plan, runtime.results_dir)
+    measure_lines, to_measure, measure_s = describe_measurements(artifacts, study, plan, seeds, runtime.results_dir)
     todo = [p for p in plan.values() if p.status != "finished"]
     echo(f"{', '.join(a.name for a in artifacts)} (preset {preset}, {seeds} seed{'s' * (seeds > 1)}): "
-         f"{len(plan)} runs, {len(todo)} to train"
-         + (f", expected ~{total / 60:.0f} min on 2 CPU cores" if todo and total is not None else ""))
-    for line in lines:
+         f"{len(plan)} runs, {len(todo)} to train, {to_measure} measurement{'s' * (to_measure != 1)} to take"
+         + expected_time(bool(todo), total, bool(to_measure), measure_s))
+    for line in lines + measure_lines:
         echo(line)
-    measurements = sorted({m for a in artifacts for m in a.measurements})
-    if measurements:
-        echo(f"  measurements: {', '.join(measurements)} (cached in {Path(runtime.results_dir) / preset / 'measurements'})")
     if dry_run:
         return []
     started = time.perf_counter()
@@ -151,6 +193,16 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
         written += write_artifact(art, study, plan, seeds, runtime, echo, started)
     echo(f"done in {time.perf_counter() - started:.0f} s")
     return written
+
+
+def expected_time(training: bool, train_s: float | None, measuring: bool, measure_s: float | None) -> str:
+    if not (training or measuring):
+        return ""
+    if (training and train_s is None) or (measuring and measure_s is None):
+        return "; expected time unknown (no measured rate for some runs or measurements)"
+    train_s, measure_s = train_s or 0.0, measure_s or 0.0
+    return (f", expected ~{(train_s + measure_s) / 60:.0f} min on 2 CPU cores (training ~{train_s / 60:.0f} min, "
+            f"measuring ~{measure_s / 60:.1f} min)")
 
 
 def train_missing(todo: list[PlannedRun], runtime: Runtime, echo) -> None:
@@ -166,12 +218,14 @@ def train_missing(todo: list[PlannedRun], runtime: Runtime, echo) -> None:
 
 
 # --------------------------------------------------------------------------- frames
-def finished_runs(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int) -> list[FinishedRun]:
+def finished_runs(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int, *,
+                  planned: bool = False) -> list[FinishedRun]:
+    """The artifact's runs, which must have finished (``planned``: or be about to be trained)."""
     runs = []
     for need in art.runs(study):
         for seed in range(seeds):
             entry = plan[spec_for(need, study, seed).run_id]
-            if not entry.record.is_finished():
+            if not planned and not entry.record.is_finished():
                 raise ReproError(f"{art.name} needs run {entry.record.path}, which has not finished")
             runs.append(FinishedRun(need.role, need.arch, need.method, seed, entry.record))
     return runs

@@ -94,12 +94,14 @@ class RunRecord:
         write_json(self.env_file, {**collect_environment(), "status": "running", "wall_s": 0.0, "segments": []})
         self.metrics_file.touch()
 
-    def start_segment(self, resumed_from: dict | None) -> float:
-        """Records that training (re)starts now; returns the start time for ``end_segment``."""
+    def start_segment(self, resumed_from: dict | None, **fields) -> float:
+        """Records that training (re)starts now (``fields``: notes such as why it restarts);
+        returns the start time for ``end_segment``."""
         env = self.env()
         env.update(collect_environment())
         env["status"] = "running"
-        env["segments"].append({"started_at": _now(), "resumed_from": resumed_from, "command": command_line()})
+        env["segments"].append({"started_at": _now(), "resumed_from": resumed_from, **fields,
+                                "command": command_line()})
         write_json(self.env_file, env)
         return time.perf_counter()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -20,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from repro import distributed
-from repro.checkpoints import checkpoint_payload, read_checkpoint
+from repro.checkpoints import CheckpointError, checkpoint_payload, read_checkpoint
 from repro.data import load_data
 from repro.errors import ReproError
 from repro.evaluate import evaluate, evaluation_table, topk_correct
@@ -107,11 +108,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self) -> TrainResult:
-        resumed_from = self.restore() if self.runtime.resume and self.record.checkpoint_file.is_file() else None
+        resumed_from, restart = self.resume_point()
         if self.processes.is_main and not self.record.exists():
             self.record.create(self.spec)
         self.processes.barrier()
-        started = self.record.start_segment(resumed_from) if self.processes.is_main else 0.0
+        started = self.record.start_segment(resumed_from, **restart) if self.processes.is_main else 0.0
         train_model = self.model
         if self.processes.distributed:
             # Each pass leaves out some parameters (skippable blocks, unused norm sets).
@@ -301,8 +302,31 @@ class Trainer:
         })
         torch_save(self.record.checkpoint_file, payload)
 
+    def resume_point(self) -> tuple[dict | None, dict]:
+        """(where training resumes, what the record's segment notes). ``--resume`` of an
+        unfinished run without a checkpoint (killed in its first epoch) starts it over and
+        says so; a damaged checkpoint is never silently replaced by a new start."""
+        if not self.runtime.resume:
+            return None, {}
+        if self.record.checkpoint_file.exists():
+            return self.restore(), {}
+        if not self.record.exists():
+            return None, {}  # a new run (reproduce passes --resume to every run)
+        epochs = len(self.record.metrics())
+        if epochs:
+            raise ReproError(f"run {self.record.path} has metrics of {epochs} epochs but no checkpoint to resume "
+                             f"from; move the folder away to train the run anew")
+        if self.processes.is_main:
+            tqdm.write(f"warning: run {self.record.path} has no checkpoint to resume from; training it from the "
+                       f"beginning", file=sys.stderr)
+        return None, {"restart": "no checkpoint"}
+
     def restore(self) -> dict:
-        checkpoint = read_checkpoint(self.record.checkpoint_file)
+        try:
+            checkpoint = read_checkpoint(self.record.checkpoint_file)
+        except CheckpointError as error:
+            raise CheckpointError(f"cannot resume: {error}; the run was not started over (move the file away "
+                                  f"to train it from the beginning)") from None
         if checkpoint.get("spec") != self.spec.to_dict():
             raise ReproError(f"{self.record.checkpoint_file} belongs to another run spec; refusing to resume from it")
         try:
@@ -315,7 +339,8 @@ class Trainer:
             state = checkpoint["train_state"]
             rng = checkpoint["rng"]
         except (KeyError, RuntimeError, ValueError) as error:
-            raise ReproError(f"{self.record.checkpoint_file} cannot be resumed from: {error}") from None
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ReproError(f"{self.record.checkpoint_file} cannot be resumed from: {detail}") from None
         torch.set_rng_state(rng["torch"])
         random.setstate(_as_tuple(rng["python"]))
         if rng.get("cuda") is not None and torch.cuda.is_available():
