@@ -22,7 +22,7 @@ GFLOPS = "GFLOPs"
 TOP1 = "top-1 accuracy (%)"
 INDIVIDUAL_ROLES = ["individual", "individual-Base", "individual (depth)"]
 # Figure 4b's other adaptive networks (beyond the paper), each with its own frontier and colour.
-FIG4_VARIANTS = {"ADN + skip-aware shortcuts": "#9467bd"}
+FIG4_VARIANTS = {"ADN + skip-aware shortcuts": "#9467bd", "stochastic depth": "#8c564b"}
 FIG7_ROLES = ["1 skippable block per group (official)", "2 skippable blocks per group"]
 
 

@@ -129,7 +129,8 @@ def fig4_runs(study: Study) -> list[RunNeed]:
     return ([adn(arch), individual(arch, full(arch), "individual"), individual(arch, base(arch), "individual-Base")]
             + [individual(arch, depth, "individual (depth)") for depth in study.individual_depths]
             + [RunNeed("KD-individual", arch, "kd_individual", (("depth", depth),)) for depth in study.kd_depths]
-            + ([adn(arch, "ADN + skip-aware shortcuts", **SHORTCUTS)] if has_shortcut_norms(arch) else []))
+            + ([adn(arch, "ADN + skip-aware shortcuts", **SHORTCUTS)] if has_shortcut_norms(arch) else [])
+            + [RunNeed("stochastic depth", arch, "stochastic_depth")])
 
 
 def fig7_runs(study: Study) -> list[RunNeed]:

@@ -117,24 +117,67 @@ def flops_table(model, input_shape: tuple[int, ...]):
     return pd.DataFrame([cost.as_row() for cost in subnetwork_costs(model, input_shape)])
 
 
-def arch_summary(names=None):
-    """One row per registered architecture: stages S, blocks, split, super/base GFLOPs."""
+def arch_summary(names=None, cache: bool = True):
+    """One row per registered architecture: stages S, blocks, split, super/base GFLOPs.
+
+    Counting the larger networks takes about a minute in all, so rows are kept in
+    ``~/.cache/adn-repro/arch_summary-<fingerprint>.json``; the fingerprint changes with the
+    model code and the torch/torchvision/fvcore versions. ``cache=False`` counts afresh.
+    """
     import pandas as pd
 
+    from repro.models import ARCHS
+
+    names = list(names or ARCHS.names())
+    path = _summary_cache_path() if cache else None
+    stored = _read_json(path) if path is not None else {}
+    rows = {name: stored.get(name) or _arch_row(name) for name in names}
+    if path is not None and any(name not in stored for name in names):
+        from repro.errors import ReproError
+        from repro.files import write_json
+        try:
+            write_json(path, {**stored, **rows})
+        except (OSError, ReproError):
+            pass  # an unwritable cache only costs time
+    return pd.DataFrame([rows[name] for name in names])
+
+
+def _arch_row(name: str) -> dict:
     from repro.models import ARCHS, build_model
 
-    rows = []
-    for name in names or ARCHS.names():
-        spec = ARCHS.get(name)
-        model = build_model(name)
-        shape = (spec.in_channels, spec.resolution, spec.resolution)
-        super_net, base_net = subnetwork_costs(model, shape, [model.configs()[0], model.configs()[-1]])
-        rows.append({
-            "arch": name, "S": model.num_stages,
-            "blocks": ",".join(str(len(s.blocks)) for s in model.layout.stages),
-            "mandatory/skippable": ",".join(f"{m}/{len(s.blocks) - m}" for s, m in zip(model.layout.stages, model.split)),
-            "input": "x".join(map(str, shape)),
-            "super_gflops": round(super_net.gflops, 4), "base_gflops": round(base_net.gflops, 4),
-            "super_params_m": round(super_net.params_m, 3), "description": spec.description,
-        })
-    return pd.DataFrame(rows)
+    spec = ARCHS.get(name)
+    model = build_model(name)
+    shape = (spec.in_channels, spec.resolution, spec.resolution)
+    super_net, base_net = subnetwork_costs(model, shape, [model.configs()[0], model.configs()[-1]])
+    return {
+        "arch": name, "S": model.num_stages,
+        "blocks": ",".join(str(len(s.blocks)) for s in model.layout.stages),
+        "mandatory/skippable": ",".join(f"{m}/{len(s.blocks) - m}" for s, m in zip(model.layout.stages, model.split)),
+        "input": "x".join(map(str, shape)),
+        "super_gflops": round(super_net.gflops, 4), "base_gflops": round(base_net.gflops, 4),
+        "super_params_m": round(super_net.params_m, 3), "description": spec.description,
+    }
+
+
+def _summary_cache_path():
+    import hashlib
+    from pathlib import Path
+
+    import fvcore
+    import torchvision
+
+    digest = hashlib.sha256(f"{torch.__version__} {torchvision.__version__} {fvcore.__version__}".encode())
+    here = Path(__file__).resolve().parent
+    for source in [here / "flops.py", here / "skip.py"] + sorted((here / "models").glob("*.py")):
+        digest.update(source.read_bytes())
+    return Path("~/.cache/adn-repro").expanduser() / f"arch_summary-{digest.hexdigest()[:16]}.json"
+
+
+def _read_json(path) -> dict:
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -74,6 +74,7 @@ class MethodOptions:
     allow_duplicates: bool = True  # alphanet: a random draw may repeat (AlphaNet's default)
     bn_recalibration_images: int = 2000  # alphanet: BN statistics reset per evaluated sub-network
     skip_aware_shortcuts: bool = False  # adn: projection-shortcut norms skip-aware too (issue 13)
+    drop_rate: float = 0.2  # stochastic_depth: per-sample drop probability of each skippable block
 
 
 @dataclass(frozen=True)

@@ -45,3 +45,52 @@ def test_params_count_only_the_norms_a_subnetwork_uses():
     total = sum(p.numel() for n, p in model.named_parameters() if ".skip." not in n)
     assert costs["FFFF"].params_m * 1e6 == pytest.approx(total)
     assert costs["TTTT"].gflops < costs["TTFF"].gflops < costs["FFFF"].gflops
+
+
+# Issue 18: one per new family. Super-net = fvcore's count of the plain torchvision model,
+# base-net = fvcore's count of the plain torchvision network built at the base-net's depth.
+def _base_depth_plain(arch):
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+    from torchvision.models.swin_transformer import SwinTransformer
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    return {
+        "resnet18": lambda: ResNet(BasicBlock, [1, 1, 1, 1]),
+        "resnext50_32x4d": lambda: ResNet(Bottleneck, [2, 2, 3, 2], groups=32, width_per_group=4),
+        "wide_resnet50_2": lambda: ResNet(Bottleneck, [2, 2, 3, 2], width_per_group=128),
+        "convnext_tiny": lambda: ConvNeXt([CNBlockConfig(96, 192, 2), CNBlockConfig(192, 384, 2),
+                                           CNBlockConfig(384, 768, 5), CNBlockConfig(768, None, 2)]),
+        "swin_s": lambda: SwinTransformer([4, 4], 96, [1, 1, 9, 1], [3, 6, 12, 24], [7, 7]),
+        "vit_l_16": lambda: VisionTransformer(224, 16, num_layers=20, num_heads=16, hidden_dim=1024, mlp_dim=4096),
+    }[arch]()
+
+
+NEW_FAMILY_GFLOPS = {  # (super, base) at 224 px, fvcore + attention products
+    "resnet18": (1.8191, 0.8927), "resnext50_32x4d": (4.2594, 2.7103), "wide_resnet50_2": (11.4269, 6.7421),
+    "convnext_tiny": (4.4704, 2.8093), "swin_s": (8.7686, 4.4808), "vit_l_16": (61.6041, 51.3628),
+}
+
+
+@pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.slow) if a in ("vit_l_16", "wide_resnet50_2")
+                                  else a for a in NEW_FAMILY_GFLOPS])
+def test_new_families_count_like_plain_torchvision(arch):
+    import torchvision
+
+    model = build_model(arch)
+    super_net, base_net = subnetwork_costs(model, (3, 224, 224), [SkipConfig.super_net(4), SkipConfig.base_net(4)])
+    plain = count_flops(torchvision.models.get_model(arch, weights=None), (3, 224, 224))
+    assert super_net.gflops == plain / 1e9
+    assert base_net.gflops == count_flops(_base_depth_plain(arch), (3, 224, 224)) / 1e9
+    assert (round(super_net.gflops, 4), round(base_net.gflops, 4)) == NEW_FAMILY_GFLOPS[arch]
+
+
+def test_arch_summary_is_counted_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    from repro import flops
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    first = flops.arch_summary(["resnet_mini"])
+    assert len(list(tmp_path.glob(".cache/adn-repro/arch_summary-*.json"))) == 1
+    monkeypatch.setattr(flops, "_arch_row", lambda name: pytest.fail("counted again"))
+    assert flops.arch_summary(["resnet_mini"]).equals(first)
+    assert first.loc[0, "super_gflops"] == 0.0171

@@ -56,9 +56,10 @@ VARIANTS = [
     ("individual", {"depth": "TTFF"}),
     ("kd_individual", {"depth": "TTTT"}),
     ("alphanet", {}),
+    ("stochastic_depth", {}),
 ]
 LOSS_PARTS = {"adn": {"ce", "kd"}, "individual": {"ce"}, "kd_individual": {"ce", "kd"},
-              "alphanet": {"ce", "divergence"}}
+              "alphanet": {"ce", "divergence"}, "stochastic_depth": {"ce"}}
 
 
 def test_every_registered_method_is_trained_below():

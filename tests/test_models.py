@@ -9,9 +9,13 @@ from repro.models import ARCHS, AdaptiveDepthNetwork, build_individual, build_mo
 from repro.models.adaptive import SkipAware, SkipAwareStochasticDepth
 from repro.skip import SkipConfig
 from tests.conftest import small_input
+from tests.test_more_archs import NEW_ARCHS
 
-SMALL = [n for n in ARCHS.names() if ARCHS.get(n).resolution < 64]
-BIG = [n for n in ARCHS.names() if ARCHS.get(n).resolution >= 64]
+# The paper's families at their native input; the other torchvision families (issue 18) are
+# checked the same way at their smallest input in test_more_archs.py.
+PAPER_ARCHS = [n for n in ARCHS.names() if n not in NEW_ARCHS]
+SMALL = [n for n in PAPER_ARCHS if ARCHS.get(n).resolution < 64]
+BIG = [n for n in PAPER_ARCHS if ARCHS.get(n).resolution >= 64]
 
 
 def configs_to_check(model, arch):
@@ -21,7 +25,7 @@ def configs_to_check(model, arch):
     return [configs[0], configs[-1], configs[len(configs) // 2 - 1]]  # super, base, one mixed
 
 
-@pytest.mark.parametrize("arch", ARCHS.names())
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_every_config_runs_and_extracted_subnetworks_match(arch):
     spec = ARCHS.get(arch)
     model = build_model(arch).eval()
@@ -35,7 +39,7 @@ def test_every_config_runs_and_extracted_subnetworks_match(arch):
             torch.testing.assert_close(plain(x), out, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("arch", ARCHS.names())
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_super_net_equals_the_plain_torchvision_model(arch):
     spec = ARCHS.get(arch)
     plain, layout = spec.build_net(spec.num_classes, spec.in_channels, spec.resolution)

@@ -95,7 +95,7 @@ def test_runs_are_reused_not_retrained(smoke_results):
 def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     result = CliRunner().invoke(cli, ["reproduce", "table1", "fig4", "--dry-run", "--results-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "8 runs, 8 to train" in result.output and "expected ~" in result.output
+    assert "9 runs, 9 to train" in result.output and "expected ~" in result.output
     assert "resnet_mini-kd_individual-TTTT" in result.output
     assert not (tmp_path / "quick" / "runs").exists()
 

@@ -28,6 +28,7 @@ from typing import Iterator, Sequence
 
 import torch
 from torch import nn
+from torchvision.models.convnext import LayerNorm2d
 from torchvision.ops import StochasticDepth
 
 from repro.errors import ReproError
@@ -164,6 +165,10 @@ class SkipAwareLayerNorm(_SkipAwareNorm, nn.LayerNorm):
                     elementwise_affine=norm.elementwise_affine, bias=norm.bias is not None)
 
 
+class SkipAwareLayerNorm2d(SkipAwareLayerNorm, LayerNorm2d):
+    """ConvNeXt's channels-first LayerNorm (its downsampling layers)."""
+
+
 class SkipAwareStochasticDepth(SkipAware, StochasticDepth):
     """Stochastic depth that is off when its stage skips: the official Swin-ADN trains
     its base-net without stochastic depth in the mandatory blocks."""
@@ -181,7 +186,8 @@ class SkipAwareStochasticDepth(SkipAware, StochasticDepth):
         return nn.Identity() if skipped else StochasticDepth(self.p, self.mode)
 
 
-SKIP_AWARE_NORMS = {nn.BatchNorm2d: SkipAwareBatchNorm2d, nn.LayerNorm: SkipAwareLayerNorm}
+SKIP_AWARE_NORMS = {nn.BatchNorm2d: SkipAwareBatchNorm2d, nn.LayerNorm: SkipAwareLayerNorm,
+                    LayerNorm2d: SkipAwareLayerNorm2d}
 
 
 @dataclass(frozen=True)

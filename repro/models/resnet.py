@@ -1,8 +1,9 @@
-"""ResNet family: torchvision's ResNet and Bottleneck, stages ``layer1..layer4``.
+"""ResNet family: torchvision's ResNet (Bottleneck or BasicBlock), stages ``layer1..layer4``.
 
-Official split (paper Table 5): 2/1, 2/2, 3/3, 2/1 mandatory/skippable blocks. Every
-norm of a mandatory Bottleneck is skip-aware except the projection shortcut's
-(``downsample.1``), as in the official release.
+Official split (paper Table 5): 2/1, 2/2, 3/3, 2/1 mandatory/skippable blocks for ResNet50,
+and the same rule (first ceil(n/2) blocks mandatory) for ResNet18/34/101/152, ResNeXt and
+Wide-ResNet. Every norm of a mandatory block is skip-aware except the projection
+shortcut's (``downsample.1``), as in the official release.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ RESNET50_BLOCKS = (3, 4, 6, 3)
 
 def resnet_layout(net: ResNet) -> Layout:
     stages = tuple(sequential_stage(net, f"layer{i}") for i in range(1, 5))
-    return Layout(stages, shared_norms=("downsample",), residual_branch="bn3")
+    # F(h) ends with the block's last norm: bn3 in a Bottleneck, bn2 in a BasicBlock.
+    branch = "bn3" if isinstance(net.layer1[0], Bottleneck) else "bn2"
+    return Layout(stages, shared_norms=("downsample",), residual_branch=branch)
 
 
 def rename_skip_norms(key: str) -> str:
@@ -80,3 +83,28 @@ def resnet50(num_classes: int, in_channels: int, image_size: int):
 def resnet_mini(num_classes: int, in_channels: int, image_size: int):
     net = bottleneck_resnet((8, 16, 32, 64), num_classes, in_channels, small_input=True)
     return net, resnet_layout(net)
+
+
+# torchvision's other residual networks: name -> what they are (blocks per stage)
+TORCHVISION_RESNETS = {
+    "resnet18": "ResNet18, BasicBlock 2,2,2,2", "resnet34": "ResNet34, BasicBlock 3,4,6,3",
+    "resnet101": "ResNet101, Bottleneck 3,4,23,3", "resnet152": "ResNet152, Bottleneck 3,8,36,3",
+    "resnext50_32x4d": "ResNeXt50 32x4d, 3,4,6,3", "resnext101_32x8d": "ResNeXt101 32x8d, 3,4,23,3",
+    "wide_resnet50_2": "Wide-ResNet50-2, 3,4,6,3",
+}
+
+
+def _torchvision_resnet(name: str):
+    def build(num_classes: int, in_channels: int, image_size: int):
+        net = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+        if in_channels != 3:
+            old = net.conv1
+            net.conv1 = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
+            nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")  # torchvision's init
+        return net, resnet_layout(net)
+    return build
+
+
+for _name, _description in TORCHVISION_RESNETS.items():
+    register_arch(_name, description=f"{_description} (torchvision), ImageNet size", resolution=224,
+                  min_resolution=32, official_keys=rename_skip_norms)(_torchvision_resnet(_name))

@@ -1,8 +1,9 @@
 """Vision Transformer family: torchvision's VisionTransformer.
 
-Its 12 encoder blocks live in one Sequential (``encoder.layers``) and are grouped into 4
-stages of 3; the last block of each group is skippable (paper Table 5), and mandatory
-blocks get skip-aware LayerNorms (``ln_1``, ``ln_2``).
+Its encoder blocks live in one Sequential (``encoder.layers``) and are grouped into 4
+stages: ViT-B's 12 blocks in groups of 3, ViT-L's 24 in groups of 6. The last block of each
+group is skippable (paper Table 5), and mandatory blocks get skip-aware LayerNorms
+(``ln_1``, ``ln_2``).
 """
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ import torchvision
 from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer
 
-from repro.models.adaptive import Layout, Stage, default_mandatory
+from repro.models.adaptive import Layout, Stage
 from repro.models.registry import register_arch
 from repro.models.resnet import rename_skip_norms
 
 
-def vit_layout(net: VisionTransformer, blocks_per_stage: int = 3) -> Layout:
+def vit_layout(net: VisionTransformer, num_stages: int = 4) -> Layout:
+    """``num_stages`` equal groups of blocks; the last block of each is skippable (the
+    official ViT rule, which for groups of 3 is also the first-ceil(n/2) rule)."""
     names = list(net.encoder.layers._modules)
-    groups = [tuple(names[i:i + blocks_per_stage]) for i in range(0, len(names), blocks_per_stage)]
-    return Layout(tuple(Stage("encoder.layers", g, default_mandatory(len(g))) for g in groups), channel_dim=-1)
+    size = len(names) // num_stages
+    groups = [tuple(names[i:i + size]) for i in range(0, len(names), size)]
+    return Layout(tuple(Stage("encoder.layers", g, len(g) - 1) for g in groups), channel_dim=-1)
 
 
 def _set_in_channels(net: VisionTransformer, in_channels: int) -> None:
@@ -42,8 +46,8 @@ def _torchvision_vit(name: str):
     return build
 
 
-for _name, _patch in (("vit_b_16", 16), ("vit_b_32", 32)):
-    register_arch(_name, description=f"ViT-B/{_patch} (torchvision), ImageNet size", resolution=224,
+for _name, _model, _patch in (("vit_b_16", "B", 16), ("vit_b_32", "B", 32), ("vit_l_16", "L", 16)):
+    register_arch(_name, description=f"ViT-{_model}/{_patch} (torchvision), ImageNet size", resolution=224,
                   min_resolution=_patch, patch_size=_patch, official_keys=rename_skip_norms)(_torchvision_vit(_name))
 
 
