@@ -127,7 +127,7 @@ def method_options(fn):
         click.option("--num-sampled", type=POSITIVE_INT), click.option("--divergence", type=click.Choice(["alpha", "kl"])),
         click.option("--no-duplicates", "allow_duplicates", flag_value=False, default=None,
                      help="alphanet: never sample the same sub-network twice in a step (default: AlphaNet's draws)."),
-        click.option("--drop-rate", type=float, help="stochastic_depth: drop probability of each skippable block."),
+        click.option("--drop-rate", type=HALF_OPEN_UNIT, help="stochastic_depth: drop probability of each skippable block."),
     ]):
         fn = option(fn)
     return fn
