@@ -63,12 +63,26 @@ def _base_depth_plain(arch):
                                            CNBlockConfig(384, 768, 5), CNBlockConfig(768, None, 2)]),
         "swin_s": lambda: SwinTransformer([4, 4], 96, [1, 1, 9, 1], [3, 6, 12, 24], [7, 7]),
         "vit_l_16": lambda: VisionTransformer(224, 16, num_layers=20, num_heads=16, hidden_dim=1024, mlp_dim=4096),
+        "efficientnet_b0": lambda: _efficientnet_b0_layers((1, 1, 1, 2, 2, 2, 1)),
     }[arch]()
+
+
+def _efficientnet_b0_layers(layers):
+    """torchvision's EfficientNet-B0 with ``layers`` MBConv blocks per stage."""
+    from functools import partial
+
+    from torchvision.models.efficientnet import EfficientNet, MBConvConfig
+
+    make = partial(MBConvConfig, width_mult=1.0, depth_mult=1.0)
+    rows = [(1, 3, 1, 32, 16), (6, 3, 2, 16, 24), (6, 5, 2, 24, 40), (6, 3, 2, 40, 80), (6, 5, 1, 80, 112),
+            (6, 5, 2, 112, 192), (6, 3, 1, 192, 320)]
+    return EfficientNet([make(*row, n) for row, n in zip(rows, layers)], dropout=0.2)
 
 
 NEW_FAMILY_GFLOPS = {  # (super, base) at 224 px, fvcore + attention products
     "resnet18": (1.8191, 0.8927), "resnext50_32x4d": (4.2594, 2.7103), "wide_resnet50_2": (11.4269, 6.7421),
     "convnext_tiny": (4.4704, 2.8093), "swin_s": (8.7686, 4.4808), "vit_l_16": (61.6041, 51.3628),
+    "efficientnet_b0": (0.4017, 0.2558),
 }
 
 
@@ -78,7 +92,9 @@ def test_new_families_count_like_plain_torchvision(arch):
     import torchvision
 
     model = build_model(arch)
-    super_net, base_net = subnetwork_costs(model, (3, 224, 224), [SkipConfig.super_net(4), SkipConfig.base_net(4)])
+    stages = model.num_stages
+    super_net, base_net = subnetwork_costs(model, (3, 224, 224), [SkipConfig.super_net(stages),
+                                                                  SkipConfig.base_net(stages)])
     plain = count_flops(torchvision.models.get_model(arch, weights=None), (3, 224, 224))
     assert super_net.gflops == plain / 1e9
     assert base_net.gflops == count_flops(_base_depth_plain(arch), (3, 224, 224)) / 1e9

@@ -24,6 +24,7 @@ NEW_ARCHS = {
     "swin_s": ((2, 2, 18, 2), (1, 1, 9, 1)),
     "swin_b": ((2, 2, 18, 2), (1, 1, 9, 1)),
     "vit_l_16": ((6, 6, 6, 6), (5, 5, 5, 5)),  # the last block of each group of 6 is skippable
+    "efficientnet_b0": ((2, 2, 3, 3, 4), (1, 1, 2, 2, 2)),
 }
 BIGGEST = {"resnet152", "resnext101_32x8d", "convnext_base", "swin_b", "vit_l_16"}
 params = [pytest.param(a, marks=pytest.mark.slow) if a in BIGGEST else a for a in NEW_ARCHS]
@@ -70,6 +71,7 @@ def test_split_configs_and_extraction(arch):
             plain = extract_subnetwork(model, config).eval()
             assert not any(isinstance(m, (SkipAware, AdaptiveDepthNetwork)) for m in plain.modules())
             torch.testing.assert_close(plain(x), outputs[config], rtol=0, atol=0)
+    assert len(outputs) == 2 ** len(blocks)
     assert all(o.shape == (1, 1000) and torch.isfinite(o).all() for o in outputs.values())
 
 
