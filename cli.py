@@ -209,26 +209,23 @@ def evaluate(checkpoint, arch, dataset, split, configs, ema, batch_size, test_su
 @click.option("--repeats", type=POSITIVE_INT, default=30, show_default=True, help="Timed interleaved rounds.")
 @click.option("--resolution", type=POSITIVE_INT, help="Input size in pixels (default: the architecture's).")
 @click.option("--width/--no-width", default=False, show_default=True,
-              help="Also time width-scaled ResNet50s (x0.25..x1.0) for the depth-vs-width comparison.")
+              help="Also time width-scaled ResNet50s (x0.25..x1.0), in the same interleaved comparison.")
+@click.option("--channels-last", is_flag=True, help="Every network and the input in channels-last memory format.")
 @click.option("--output", type=OUTPUT_FILE, help="Also write the table as CSV.")
-def latency(arch, checkpoint, device, batch_size, threads, repeats, resolution, width, output):
+def latency(arch, checkpoint, device, batch_size, threads, repeats, resolution, width, channels_last, output):
     """Latency (median, IQR over interleaved runs) and energy, where a counter exists, of
-    every sub-network, each timed as the plain network one would deploy."""
-    import pandas as pd
-
+    every sub-network, each timed as the plain network one would deploy; all networks
+    measured alike, in one interleaved comparison."""
     from repro.checkpoints import load_checkpoint
-    from repro.measure import measure_latency, measure_width_latency
+    from repro.measure import measure_depth_and_width, measure_latency
     from repro.models import build_model
 
     model = load_checkpoint(checkpoint, arch) if checkpoint else build_model(arch, image_size=resolution)
     c = model.config
     shape = (c.in_channels, resolution or c.image_size, resolution or c.image_size)
-    table = measure_latency(model, shape, device=device, batch_size=batch_size, threads=threads, repeats=repeats)
-    if width:
-        widths = measure_width_latency(shape, arch=arch, num_classes=c.num_classes, device=device,
-                                       batch_size=batch_size, threads=threads, repeats=repeats)
-        table = pd.concat([table.assign(kind="depth"), widths.assign(kind="width")], ignore_index=True)
-    write_table(table, output)
+    settings = dict(device=device, batch_size=batch_size, threads=threads, repeats=repeats, channels_last=channels_last)
+    measure = measure_depth_and_width if width else measure_latency
+    write_table(measure(model, shape, **settings), output)
 
 
 @cli.command()

@@ -209,10 +209,12 @@ def build_fig5(inputs: ArtifactInputs):
 
 
 @artifact("fig6", "figure", "Latency: depth vs width adaptation; Pareto frontiers of split ratios",
-          split_runs, ("depth_latency", "width_latency"))
+          split_runs, ("depth_width_latency",))
 def build_fig6(inputs: ArtifactInputs):
     from analysis.figures import fig6
-    return fig6(inputs.measurements["depth_latency"], inputs.measurements["width_latency"], inputs.evals)
+    table = inputs.measurements["depth_width_latency"]
+    depth, width = (table[table["kind"] == kind].drop(columns="kind") for kind in ("depth", "width"))
+    return fig6(depth.rename(columns={"network": "skip"}), width.rename(columns={"network": "model"}), inputs.evals)
 
 
 @artifact("fig7", "figure", "ViT-ADN with longer skippable sub-paths", fig7_runs)

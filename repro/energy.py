@@ -17,12 +17,21 @@ Both count everything the chip does during the window (idle power, other process
 not the energy of one program alone: compare configurations measured alike on one
 otherwise idle machine. A CUDA device is metered by NVML only: RAPL would measure the
 host CPU, not the inference.
+
+A counter moves in steps far coarser than one fast inference (NVML: about every 20-100 ms,
+so one 3 ms inference reads as 0 or a whole step). ``measure_energy`` therefore integrates
+the counter over windows of many inferences (at least 1 s and at least 100 runs), divides,
+and reports the spread between windows; ``counter_resolution_mj`` records the step.
 """
 from __future__ import annotations
 
+import math
 import re
+import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -124,8 +133,10 @@ class EnergyMeter:
     the window they were launched in. The meter can be started again after stopping.
     """
 
-    def __init__(self, device: torch.device | str = "cpu", *, powercap_root: Path | None = None):
+    def __init__(self, device: torch.device | str = "cpu", *, powercap_root: Path | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.device = torch.device(device)
+        self.clock = clock
         if self.device.type == "cuda":
             self.counter = NvmlCounter.find(self.device)
             self.source = "unavailable" if self.counter is None else "nvml"
@@ -142,14 +153,14 @@ class EnergyMeter:
 
     def start(self) -> None:
         self._synchronize()
-        self._start = (self.counter.read() if self.counter else None, time.perf_counter())
+        self._start = (self.counter.read() if self.counter else None, self.clock())
 
     def stop(self) -> float | None:
         """Ends the window; returns its energy in mJ (None when unavailable)."""
         if self._start is None:
             raise RuntimeError("EnergyMeter.stop() called before start()")
         self._synchronize()
-        end, now = (self.counter.read() if self.counter else None), time.perf_counter()
+        end, now = (self.counter.read() if self.counter else None), self.clock()
         start, then = self._start
         self._start = None
         self.seconds = now - then
@@ -166,3 +177,62 @@ class EnergyMeter:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def counter_resolution_mj(meter: EnergyMeter, max_seconds: float = 1.0, steps: int = 5) -> float:
+    """The smallest step between two different readings of ``meter``'s counter (mJ), polled
+    for up to ``max_seconds`` or ``steps`` changes: the least energy a window can resolve.
+    NaN without a counter or when it did not move."""
+    if not meter.available:
+        return math.nan
+    counter, clock = meter.counter, meter.clock
+    previous, start, seen = counter.read(), clock(), []
+    while len(seen) < steps and clock() - start < max_seconds:
+        reading = counter.read()
+        if reading != previous:
+            seen.append(counter.difference_mj(previous, reading))
+            previous = reading
+    return min(seen) if seen else math.nan
+
+
+@dataclass(frozen=True)
+class EnergyEstimate:
+    """Energy of one call (mJ), from ``windows`` meter windows of ``runs`` calls in all."""
+
+    mj: float  # mean over windows of (window energy / calls in it); NaN when unavailable
+    std_mj: float  # standard deviation of that per-call energy between windows (NaN with one)
+    windows: int
+    runs: int  # calls, all windows together
+    window_s: float  # mean window length
+
+
+UNAVAILABLE = EnergyEstimate(math.nan, math.nan, 0, 0, math.nan)
+
+
+def measure_energy(candidates: dict[str, Callable[[], object]], meter: EnergyMeter, *, windows: int = 3,
+                   min_seconds: float = 1.0, min_runs: int = 100) -> dict[str, EnergyEstimate]:
+    """Energy per call of each zero-argument callable: each window calls it until both
+    ``min_seconds`` have passed and ``min_runs`` calls were made, then divides the window's
+    energy by its calls. Windows of the candidates are interleaved (A B C, B C A, ...), so
+    drifts hit them alike. ``UNAVAILABLE`` estimates when the meter has no counter."""
+    from repro.timing import interleaved_order
+
+    if not meter.available:
+        return {name: UNAVAILABLE for name in candidates}
+    per_call: dict[str, list[float]] = {name: [] for name in candidates}
+    runs = dict.fromkeys(candidates, 0)
+    seconds: dict[str, list[float]] = {name: [] for name in candidates}
+    for name in interleaved_order(list(candidates), windows):
+        fn, calls = candidates[name], 0
+        with meter:
+            start = meter.clock()
+            while calls < min_runs or meter.clock() - start < min_seconds:
+                fn()
+                calls += 1
+        per_call[name].append(meter.energy_mj / calls)
+        runs[name] += calls
+        seconds[name].append(meter.seconds)
+    return {name: EnergyEstimate(statistics.fmean(values),
+                                 statistics.stdev(values) if len(values) > 1 else math.nan,
+                                 len(values), runs[name], statistics.fmean(seconds[name]))
+            for name, values in per_call.items()}

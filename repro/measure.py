@@ -1,13 +1,20 @@
 """Latency and energy of every sub-network (paper Figure 5b), and of width-scaled
 ResNet50s for the depth-vs-width comparison (paper Figure 6a).
 
-Each candidate is timed as the plain network one would deploy (``extract_subnetwork``:
-only the blocks and norms it uses, no adaptive wrapper), all candidates interleaved in
-rounds (A B C A B C ...) after a warm-up, so machine drifts hit them alike
-(``repro.timing.time_interleaved``). Energy comes from a hardware counter when one is
-readable (``repro.energy``): after the latency rounds each candidate runs ``repeats``
-inferences inside one meter window, and the window's energy is divided by ``repeats``.
-Energy needs whole windows per candidate, which interleaving cannot give.
+Every network of one comparison is measured the same way (``measure_networks``): as the
+plain network one would deploy (``extract_subnetwork``: only the blocks and norms it
+uses, no adaptive wrapper), in one memory format, on one input, with cuDNN autotuning on
+(CUDA) during an interleaved warm-up of the same number of rounds for each, then timed in
+interleaved rounds (CUDA events on a GPU; ``repro.timing.time_interleaved``), reporting
+the median and quartiles. Depth and width variants compared in one figure are measured
+in one such comparison (``measure_depth_and_width``), never in separate groups: groups
+measured one after the other disagree (a GPU measured width x1.00, the very network of
+FFFF, at 5.6 and 3.9 ms against 3.5 ms for FFFF).
+
+Energy comes from a hardware counter when one is readable (``repro.energy``): each
+network runs in interleaved windows of at least ``energy_window_s`` seconds and
+``energy_window_runs`` passes, and a window's energy is divided by its passes
+(``repro.energy.measure_energy``); ``energy_resolution_mj`` records the counter's step.
 
 The paper measures on a Jetson Orin Nano at batch 1; numbers from other machines are
 comparable between the rows of one table, not with the paper's milliseconds.
@@ -16,14 +23,14 @@ from __future__ import annotations
 
 import copy
 import gc
-import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
 from torch import nn
 
-from repro.energy import EnergyMeter
+from repro.energy import EnergyMeter, counter_resolution_mj, measure_energy
 from repro.errors import ReproError
 from repro.flops import count_flops, count_params
 from repro.models.adaptive import AdaptiveDepthNetwork, extract_subnetwork
@@ -31,36 +38,128 @@ from repro.models.resnet import RESNET50_BLOCKS, bottleneck_resnet
 from repro.skip import SkipLike
 from repro.timing import time_interleaved
 
-COLUMNS = ("latency_ms", "latency_q1_ms", "latency_q3_ms", "latency_iqr_ms", "runs", "energy_mj",
+COLUMNS = ("latency_ms", "latency_q1_ms", "latency_q3_ms", "latency_iqr_ms", "runs", "warmup", "memory_format",
+           "energy_mj", "energy_std_mj", "energy_windows", "energy_runs", "energy_window_s", "energy_resolution_mj",
            "energy_source", "gflops", "params_m", "device", "batch_size", "threads")
 RESNET50_WIDTHS = (64, 128, 256, 512)
 
 
-def measure_latency(model, input_shape: tuple[int, int, int], configs: Sequence[SkipLike] | None = None, *,
-                    device: str | torch.device = "cpu", batch_size: int = 1, threads: int | None = None,
-                    repeats: int = 30, warmup: int = 5):
-    """Latency (and energy, where measurable) of sub-networks of ``model``; paper Figure 5b.
+@dataclass(frozen=True)
+class Settings:
+    """How a comparison is measured; the same for every network in it.
 
-    model: an ``AdaptiveDepthNetwork`` or a ``FixedDepthNetwork`` (one row). It is not
-        modified: each sub-network is an extracted copy, moved to ``device``.
-    input_shape: (channels, height, width) of one image.
-    configs: skip configs (``"TTFF"``...); default all of the model's.
-    threads: CPU threads for the measurement (``torch.set_num_threads``; the previous
-        value is restored); default the current setting.
-    repeats: timed rounds after ``warmup`` untimed ones; also the inferences per energy window.
-
-    Returns a pandas DataFrame, one row per config: ``skip, latency_ms`` (median wall time
-    of one forward pass of a batch), ``latency_q1_ms, latency_q3_ms, latency_iqr_ms,
-    runs, energy_mj`` (per forward pass of a batch: one window of ``repeats`` passes
-    divided by ``repeats``, so a mean, not a median; NaN when no counter is readable),
-    ``energy_source`` ("nvml", "rapl", "unavailable"), ``gflops`` (per image, fvcore
-    convention), ``params_m``, ``device, batch_size, threads`` (threads actually used).
+    repeats: timed interleaved rounds, after ``warmup`` untimed ones.
+    threads: CPU threads (``torch.set_num_threads``; restored after); None: the current setting.
+    channels_last: every network and the input in channels-last memory format (4-D inputs).
+    energy: meter energy where a counter exists (windows of at least ``energy_window_s``
+        seconds and ``energy_window_runs`` passes, ``energy_windows`` per network).
     """
-    _check(input_shape, batch_size, threads, repeats, warmup)
+
+    device: str = "cpu"
+    batch_size: int = 1
+    threads: int | None = None
+    repeats: int = 30
+    warmup: int = 5
+    channels_last: bool = False
+    energy: bool = True
+    energy_windows: int = 3
+    energy_window_s: float = 1.0
+    energy_window_runs: int = 100
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.repeats < 1 or self.warmup < 0 or (self.threads is not None and self.threads < 1):
+            raise ReproError(f"batch size ({self.batch_size}), repeats ({self.repeats}) and threads ({self.threads}) "
+                             f"must be at least 1, warm-up ({self.warmup}) at least 0")
+        if self.energy_windows < 1 or self.energy_window_runs < 1 or self.energy_window_s < 0:
+            raise ReproError("energy windows and runs per window must be at least 1, window seconds at least 0")
+
+
+def measure_networks(networks: dict[str, nn.Module], input_shape: tuple[int, int, int], key: str = "network",
+                     **settings) -> pd.DataFrame:
+    """Latency and energy of plain networks, all measured alike in one interleaved comparison.
+
+    networks: name -> module (moved to the device and put in eval mode; pass copies to keep yours).
+    input_shape: (channels, height, width) of one image. settings: the fields of ``Settings``.
+
+    Returns one row per network: ``<key>, latency_ms`` (median time of one forward pass of a
+    batch), ``latency_q1_ms, latency_q3_ms, latency_iqr_ms, runs, warmup, memory_format,
+    energy_mj`` (per forward pass of a batch: mean over windows of window energy / passes;
+    NaN when no counter is readable), ``energy_std_mj`` (between windows), ``energy_windows,
+    energy_runs`` (passes in all windows), ``energy_window_s, energy_resolution_mj`` (the
+    counter's step), ``energy_source`` ("nvml", "rapl", "unavailable"), ``gflops`` (per
+    image, fvcore convention), ``params_m, device, batch_size, threads`` (threads used).
+    """
+    import pandas as pd
+
+    s = Settings(**settings)
+    if len(input_shape) != 3:
+        raise ReproError(f"input shape {tuple(input_shape)}: expected (channels, height, width)")
+    device = torch.device(s.device)
+    fmt = torch.channels_last if s.channels_last else torch.contiguous_format
+    with _num_threads(s.threads), _cudnn_autotuning(device):
+        used_threads = torch.get_num_threads()
+        # FLOPs on the networks as they came (usually CPU): fvcore traces a batch of one image.
+        costs = {name: (count_flops(net, tuple(input_shape)) / 1e9, count_params(net) / 1e6)
+                 for name, net in networks.items()}
+        networks = {name: net.eval().to(device, memory_format=fmt) for name, net in networks.items()}
+        x = torch.randn(s.batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
+        x = x.contiguous(memory_format=fmt)
+        gc.collect()  # fvcore's tracing leaves garbage whose collection would land in a timed run
+        with torch.inference_mode():
+            calls = {name: (lambda net=net: net(x)) for name, net in networks.items()}
+            timings = time_interleaved(calls, repeats=s.repeats, warmup=s.warmup, device=device)
+            meter = EnergyMeter(device) if s.energy else None
+            energy = _energy(calls, meter, s)
+            resolution = counter_resolution_mj(meter, max_seconds=max(0.1, s.energy_window_s)) if meter else float("nan")
+    rows = []
+    for name in networks:
+        t, e = timings[name], energy[name]
+        gflops, params_m = costs[name]
+        rows.append({key: name, "latency_ms": t.median_ms, "latency_q1_ms": t.q1_ms, "latency_q3_ms": t.q3_ms,
+                     "latency_iqr_ms": t.iqr_ms, "runs": t.runs, "warmup": s.warmup,
+                     "memory_format": "channels_last" if s.channels_last else "contiguous",
+                     "energy_mj": e.mj, "energy_std_mj": e.std_mj, "energy_windows": e.windows,
+                     "energy_runs": e.runs, "energy_window_s": e.window_s, "energy_resolution_mj": resolution,
+                     "energy_source": meter.source if meter else "unavailable", "gflops": gflops,
+                     "params_m": params_m, "device": str(device), "batch_size": s.batch_size,
+                     "threads": used_threads})
+    return pd.DataFrame(rows, columns=[key, *COLUMNS])
+
+
+def measure_latency(model, input_shape: tuple[int, int, int], configs: Sequence[SkipLike] | None = None,
+                    **settings) -> pd.DataFrame:
+    """``measure_networks`` for sub-networks of ``model`` (an ``AdaptiveDepthNetwork``, or a
+    ``FixedDepthNetwork``: one row), keyed ``skip``; default all 2^S configs. Paper Figure 5b.
+    The model is not modified: each sub-network is an extracted copy."""
+    return measure_networks(subnetworks(model, configs), input_shape, "skip", **settings)
+
+
+def measure_width_latency(input_shape: tuple[int, int, int] = (3, 224, 224),
+                          multipliers: Sequence[float] = (0.25, 0.5, 0.75, 1.0), *, arch: str = "resnet50",
+                          num_classes: int = 1000, **settings) -> pd.DataFrame:
+    """``measure_networks`` for the width variants of ``width_variants``, keyed ``model``
+    ("width x0.50"). To compare them with depth variants, use ``measure_depth_and_width``."""
+    networks = width_variants(multipliers, arch, num_classes, in_channels=input_shape[0])
+    return measure_networks(networks, input_shape, "model", **settings)
+
+
+def measure_depth_and_width(model, input_shape: tuple[int, int, int], configs: Sequence[SkipLike] | None = None,
+                            multipliers: Sequence[float] = (0.25, 0.5, 0.75, 1.0), **settings) -> pd.DataFrame:
+    """Sub-networks of ``model`` and width variants of its architecture (resnet50) in one
+    interleaved comparison (paper Figure 6a): columns ``kind`` ("depth", "width"),
+    ``network`` ("TTFF", "width x0.50") and those of ``measure_networks``."""
+    config = model.config
+    depth = subnetworks(model, configs)
+    width = width_variants(multipliers, config.arch, config.num_classes, in_channels=input_shape[0])
+    table = measure_networks({**depth, **width}, input_shape, "network", **settings)
+    table.insert(0, "kind", ["depth"] * len(depth) + ["width"] * len(width))
+    return table
+
+
+def subnetworks(model, configs: Sequence[SkipLike] | None = None) -> dict[str, nn.Module]:
+    """Plain copies of sub-networks of ``model``, keyed by skip config (default: all)."""
     parsed = [model.parse_skip(c) for c in (configs if configs is not None else model.configs())]
-    networks = {str(c): _deployable(model, c) for c in parsed}
-    return _measure(networks, "skip", input_shape, device=device, batch_size=batch_size,
-                    threads=threads, repeats=repeats, warmup=warmup)
+    return {str(c): _deployable(model, c) for c in parsed}
 
 
 def width_variants(multipliers: Sequence[float] = (0.25, 0.5, 0.75, 1.0), arch: str = "resnet50",
@@ -84,77 +183,30 @@ def width_variants(multipliers: Sequence[float] = (0.25, 0.5, 0.75, 1.0), arch: 
     return variants
 
 
-def measure_width_latency(input_shape: tuple[int, int, int] = (3, 224, 224),
-                          multipliers: Sequence[float] = (0.25, 0.5, 0.75, 1.0), *, arch: str = "resnet50",
-                          num_classes: int = 1000, device: str | torch.device = "cpu", batch_size: int = 1,
-                          threads: int | None = None, repeats: int = 30, warmup: int = 5):
-    """``measure_latency`` for the width variants of ``width_variants``: the same columns,
-    with ``model`` ("width x0.50") instead of ``skip``. Plot with the depth table as
-    latency vs GFLOPs to compare depth and width adaptation (paper Figure 6a)."""
-    _check(input_shape, batch_size, threads, repeats, warmup)
-    networks = width_variants(multipliers, arch, num_classes, in_channels=input_shape[0])
-    return _measure(networks, "model", input_shape, device=device, batch_size=batch_size,
-                    threads=threads, repeats=repeats, warmup=warmup)
-
-
 def _deployable(model, config) -> nn.Module:
     if isinstance(model, AdaptiveDepthNetwork):
         return extract_subnetwork(model, config)
     return copy.deepcopy(model.net)  # a FixedDepthNetwork is already plain; copy to leave it be
 
 
-def _measure(networks: dict[str, nn.Module], key: str, input_shape, *, device, batch_size, threads,
-             repeats, warmup):
-    import pandas as pd
+def _energy(calls, meter: EnergyMeter | None, s: Settings):
+    from repro.energy import UNAVAILABLE
 
-    device = torch.device(device)
-    with _num_threads(threads):
-        used_threads = torch.get_num_threads()
-        # FLOPs on the copies as they came (usually CPU): fvcore traces a batch of one image.
-        costs = {name: (count_flops(net, tuple(input_shape)) / 1e9, count_params(net) / 1e6)
-                 for name, net in networks.items()}
-        networks = {name: net.eval().to(device) for name, net in networks.items()}
-        x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
-        gc.collect()  # fvcore's tracing leaves garbage whose collection would land in a timed run
-        with torch.inference_mode():
-            timings, energy, source = _time_and_meter(networks, x, device, repeats, warmup)
-    rows = []
-    for name in networks:
-        t = timings[name]
-        gflops, params_m = costs[name]
-        rows.append({key: name, "latency_ms": t.median_ms, "latency_q1_ms": t.q1_ms, "latency_q3_ms": t.q3_ms,
-                     "latency_iqr_ms": t.iqr_ms, "runs": t.runs, "energy_mj": energy[name],
-                     "energy_source": source, "gflops": gflops, "params_m": params_m,
-                     "device": str(device), "batch_size": batch_size, "threads": used_threads})
-    return pd.DataFrame(rows, columns=[key, *COLUMNS])
+    if meter is None:
+        return dict.fromkeys(calls, UNAVAILABLE)
+    return measure_energy(calls, meter, windows=s.energy_windows, min_seconds=s.energy_window_s,
+                          min_runs=s.energy_window_runs)
 
 
-def _time_and_meter(networks: dict[str, nn.Module], x: torch.Tensor, device: torch.device, repeats: int,
-                    warmup: int):
-    """Interleaved timings, then energy per forward pass (one meter window per network)."""
-    candidates = {name: (lambda net=net: net(x)) for name, net in networks.items()}
-    timings = time_interleaved(candidates, repeats=repeats, warmup=warmup, device=device)
-    meter = EnergyMeter(device)
-    energy = {name: _energy_per_run(meter, fn, repeats) for name, fn in candidates.items()}
-    return timings, energy, meter.source
-
-
-def _energy_per_run(meter: EnergyMeter, fn, repeats: int) -> float:
-    """mJ per call of ``fn``: one meter window around ``repeats`` calls (NaN without a counter)."""
-    if not meter.available:
-        return math.nan
-    with meter:
-        for _ in range(repeats):
-            fn()
-    return meter.energy_mj / repeats
-
-
-def _check(input_shape, batch_size, threads, repeats, warmup) -> None:
-    if len(input_shape) != 3:
-        raise ReproError(f"input shape {tuple(input_shape)}: expected (channels, height, width)")
-    if batch_size < 1 or repeats < 1 or warmup < 0 or (threads is not None and threads < 1):
-        raise ReproError(f"batch size ({batch_size}), repeats ({repeats}) and threads ({threads}) "
-                         f"must be at least 1, warm-up ({warmup}) at least 0")
+@contextmanager
+def _cudnn_autotuning(device: torch.device) -> Iterator[None]:
+    """cuDNN picks the fastest kernels for each network during its warm-up (restored after)."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = device.type == "cuda" or previous
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 @contextmanager

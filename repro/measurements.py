@@ -150,20 +150,14 @@ def latency(ctx: MeasureContext):
                            repeats=s.latency_repeats)
 
 
-@measurement("depth_latency", lambda s: {"arch": "resnet50", "resolution": s.width_resolution,
-                                         "repeats": s.latency_repeats, "batch_size": 1})
-def depth_latency(ctx: MeasureContext):
-    from repro.measure import measure_latency
+@measurement("depth_width_latency", lambda s: {"arch": "resnet50", "resolution": s.width_resolution,
+                                               "repeats": s.latency_repeats, "batch_size": 1})
+def depth_width_latency(ctx: MeasureContext):
+    """ResNet50's sub-networks and width variants in one interleaved comparison (Figure 6a)."""
+    from repro.measure import measure_depth_and_width
     r = ctx.study.width_resolution
-    return measure_latency(build_model("resnet50"), (3, r, r), device=ctx.device, repeats=ctx.study.latency_repeats)
-
-
-@measurement("width_latency", lambda s: {"arch": "resnet50", "resolution": s.width_resolution,
-                                         "repeats": s.latency_repeats, "batch_size": 1})
-def width_latency(ctx: MeasureContext):
-    from repro.measure import measure_width_latency
-    r = ctx.study.width_resolution
-    return measure_width_latency((3, r, r), device=ctx.device, repeats=ctx.study.latency_repeats)
+    return measure_depth_and_width(build_model("resnet50"), (3, r, r), device=ctx.device,
+                                   repeats=ctx.study.latency_repeats)
 
 
 # --------------------------------------------------------------------------- Table 5

@@ -37,7 +37,7 @@ CPU_IMAGES_PER_S = {"resnet_mini": 400.0, "vit_mini": 300.0, "mobilenet_v2_mini"
 METHOD_COST = {"individual": 1.0, "kd_individual": 1.4, "adn": 1.6, "alphanet": 3.2}
 # Seconds each measurement took here at the quick preset's settings (2 CPU cores,
 # results/quick/measurements/*.json): the estimate for one never measured under --results-dir.
-CPU_MEASURE_S = {"timing": 216.0, "depth_latency": 41.0, "width_latency": 9.0, "latency": 7.0, "norms": 2.0,
+CPU_MEASURE_S = {"timing": 216.0, "depth_width_latency": 50.0, "latency": 7.0, "norms": 2.0,
                  "cams": 1.0, "layouts": 1.0}
 
 

@@ -1,7 +1,11 @@
 """Wall-clock timing that is fair between the things compared.
 
-Candidates run interleaved (A B C A B C ...), after a warm-up, so that drifts of the
-machine (frequency, other load) hit all of them alike; reports medians and quartiles.
+Candidates run interleaved, after an interleaved warm-up, so that drifts of the machine
+(clock frequency, other load, a GPU warming up) hit all of them alike; each round starts
+at the next candidate (A B C, B C A, C A B, ...) so none always runs right after the
+same neighbour. On a CUDA device each run is timed with CUDA events recorded around it
+on an idle stream (the device is synchronised before), on a CPU with ``time.perf_counter``.
+Reports medians and quartiles.
 """
 from __future__ import annotations
 
@@ -25,26 +29,42 @@ class Timing:
         return self.q3_ms - self.q1_ms
 
 
-def _synchronize(device: torch.device | str | None) -> None:
-    if device is not None and torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+def interleaved_order(names: list[str], rounds: int) -> list[str]:
+    """The order in which ``time_interleaved`` runs ``names`` over ``rounds`` rounds:
+    every round runs each name once, starting one further along each time."""
+    n = len(names)
+    return [names[(r + i) % n] for r in range(rounds) for i in range(n)]
 
 
 def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 30, warmup: int = 3,
-                     device: torch.device | str | None = None) -> dict[str, Timing]:
-    """Median wall time of each zero-argument callable, measured in interleaved rounds."""
-    for _ in range(warmup):
-        for fn in candidates.values():
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, fn in candidates.items():
-            _synchronize(device)
-            start = time.perf_counter()
-            fn()
-            _synchronize(device)
-            samples[name].append((time.perf_counter() - start) * 1e3)
+                     device: torch.device | str | None = None,
+                     clock: Callable[[], float] = time.perf_counter) -> dict[str, Timing]:
+    """Median time of one call of each zero-argument callable (ms), over ``repeats``
+    interleaved rounds after ``warmup`` interleaved rounds; ``clock`` (seconds) times CPU runs."""
+    cuda = device is not None and torch.device(device).type == "cuda"
+    names = list(candidates)
+    for name in interleaved_order(names, warmup):
+        candidates[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for name in interleaved_order(names, repeats):
+        if cuda:
+            samples[name].append(_cuda_ms(candidates[name], torch.device(device)))
+        else:
+            start = clock()
+            candidates[name]()
+            samples[name].append((clock() - start) * 1e3)
     return {name: _summary(values) for name, values in samples.items()}
+
+
+def _cuda_ms(fn: Callable[[], object], device: torch.device) -> float:
+    torch.cuda.synchronize(device)
+    stream = torch.cuda.current_stream(device)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record(stream)
+    fn()
+    end.record(stream)
+    end.synchronize()
+    return start.elapsed_time(end)
 
 
 def _summary(values_ms: list[float]) -> Timing:
