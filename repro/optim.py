@@ -31,8 +31,14 @@ def parameter_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
     return groups
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, recipe: Recipe, *, lr_as_tensor: bool = False,
+                   device: torch.device | str = "cpu") -> torch.optim.Optimizer:
+    """``lr_as_tensor``: the learning rate lives in a device tensor that ``set_lr`` fills, so
+    a compiled (captured) optimiser step reads each step's rate without recompiling."""
     groups = parameter_groups(model, recipe)
+    if lr_as_tensor:
+        for group in groups:
+            group["lr"] = torch.tensor(recipe.lr, device=device)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
     if recipe.optimizer == "adamw":
@@ -62,7 +68,10 @@ def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
 
 
 def make_ema(model: nn.Module, recipe: Recipe, world_size: int) -> AveragedModel | None:

@@ -41,7 +41,8 @@ class Workload:
     """One model, SGD optimiser and fixed batch, stepping with one training method."""
 
     def __init__(self, arch: str, method: str, depth: str | None, images: torch.Tensor, targets: torch.Tensor, *,
-                 num_classes: int, channels_last: bool = False, teacher=None, options: MethodOptions | None = None):
+                 num_classes: int, channels_last: bool = False, teacher=None, options: MethodOptions | None = None,
+                 amp: str | None = None, compile: bool = False):
         self.method = METHODS.get(method)
         shape = dict(in_channels=images.shape[1], image_size=images.shape[-1])
         if depth is None:
@@ -57,15 +58,25 @@ class Workload:
         self.options = options or (MethodOptions(depth=depth) if depth else MethodOptions())
         self.teacher = teacher
         self.global_step = 0
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.autocast = (lambda: torch.autocast(images.device.type, dtype=dtype)) if dtype else nullcontext
+        self.forward = self.model
+        if compile:  # as the training engine compiles (repro/train.py)
+            from repro.capture import compiled
 
-    def step(self) -> None:
+            self.forward = compiled(self.model, images.device, configs=len(self.model.configs()))
+        self.optimizer_step = compiled(self.optimizer.step, images.device) if compile else self.optimizer.step
+
+    def step(self) -> dict[str, torch.Tensor]:
+        """One training step; returns its (detached) losses."""
         self.optimizer.zero_grad(set_to_none=True)
-        ctx = StepContext(model=self.model, module=self.model, options=self.options,
+        ctx = StepContext(model=self.forward, module=self.model, options=self.options,
                           criterion=soft_cross_entropy, backward=lambda loss: loss.backward(),
-                          autocast=nullcontext, seed=0, global_step=self.global_step, state=self.teacher)
-        self.method.train_step(self.images, self.targets, ctx)
-        self.optimizer.step()
+                          autocast=self.autocast, seed=0, global_step=self.global_step, state=self.teacher)
+        result = self.method.train_step(self.images, self.targets, ctx)
+        self.optimizer_step()
         self.global_step += 1
+        return result.losses
 
 
 def make_workloads(arch: str, methods: list[TimedMethod], images: torch.Tensor, targets: torch.Tensor, *,

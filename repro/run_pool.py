@@ -1,0 +1,145 @@
+"""Independent training runs as N worker processes (``reproduce --jobs N``).
+
+Small networks leave a GPU idle between kernel launches and scale poorly over CPU
+threads, so several runs at once give more images per second in aggregate than one run
+with the whole machine (benchmarks/engine_throughput.py measures it). Each worker trains
+one run at a time with ``repro.train.train``: each writes its own run record and
+checkpoints and resumes as a lone run does. On CPU the threads are split between the
+workers. Ctrl-C reaches every worker (one process group): each saves its checkpoint and
+stops; the same command run again resumes them. A failed run does not stop the others;
+the failures are named at the end.
+"""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import queue
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+import torch
+from tqdm import tqdm
+
+from repro.errors import ReproError
+from repro.specs import RunSpec
+
+FINISHED, INTERRUPTED, FAILED = "finished", "interrupted", "failed"
+
+
+def default_jobs(device: str) -> int:
+    """CPU: one run per core (two 1-thread runs out-ran one 2-thread run here: see the
+    README's benchmark table); a GPU: four runs share it."""
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()) or device.startswith("cuda:"):
+        return 4
+    return max(1, torch.get_num_threads())
+
+
+def _train_one(spec_dict: dict, runtime, threads: int, events) -> tuple[str, str]:
+    """Worker: trains one run; returns (status, message). Never raises."""
+    from repro.train import Interrupted, train
+
+    torch.set_num_threads(threads)
+    spec = RunSpec.from_dict(spec_dict)
+
+    def report(done: int, total: int) -> None:
+        events.put((spec.run_id, done, total))
+
+    try:
+        train(spec, dataclasses.replace(runtime, progress=False, on_progress=report))
+        return FINISHED, ""
+    except Interrupted as error:
+        return INTERRUPTED, str(error)
+    except BaseException as error:  # noqa: BLE001 - a worker reports every failure to the parent
+        return FAILED, f"{type(error).__name__}: {error}" if not isinstance(error, ReproError) else str(error)
+
+
+class _Bars:
+    """One progress line per running run, and the overall bar, fed from the workers' events."""
+
+    def __init__(self, total_runs: int, jobs: int, enabled: bool):
+        self.enabled = enabled
+        self.overall = tqdm(total=total_runs, desc="runs finished", position=0, disable=not enabled,
+                            dynamic_ncols=True)
+        self.free = list(range(1, jobs + 1))
+        self.bars: dict[str, tqdm] = {}
+
+    def update(self, run_id: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if run_id not in self.bars:
+            self.bars[run_id] = tqdm(total=total, desc=run_id, position=self.free.pop(0) if self.free else None,
+                                     leave=False, dynamic_ncols=True)
+        bar = self.bars[run_id]
+        bar.update(done - bar.n)
+
+    def done(self, run_id: str, status: str, message: str) -> None:
+        bar = self.bars.pop(run_id, None)
+        if bar is not None:
+            self.free.append(bar.pos if bar.pos is not None else 0)
+            bar.close()
+        self.overall.update(1)
+        tqdm.write(f"{status} {run_id}" + (f": {message}" if message else ""))
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.overall.close()
+
+
+def train_concurrently(waves: list[list[RunSpec]], runtime, jobs: int) -> dict[str, tuple[str, str]]:
+    """Trains each wave's runs with ``jobs`` worker processes, a wave after the previous
+    one has ended (e.g. teachers before their students); returns ``{run_id: (status,
+    message)}``. Ctrl-C: every worker saves and stops; KeyboardInterrupt is re-raised
+    once they have."""
+    total_threads = torch.get_num_threads()
+    threads = max(1, total_threads // jobs)
+    context = multiprocessing.get_context("spawn")
+    manager = context.Manager()
+    events = manager.Queue()
+    bars = _Bars(sum(len(w) for w in waves), jobs, runtime.progress)
+    outcome: dict[str, tuple[str, str]] = {}
+    stop = threading.Event()
+
+    def pump() -> None:
+        while not stop.is_set():
+            try:
+                bars.update(*events.get(timeout=0.5))
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):
+                return
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    interrupted = False
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            for wave in waves:
+                if interrupted:
+                    break
+                running: dict[Future, RunSpec] = {
+                    pool.submit(_train_one, spec.to_dict(), runtime, threads, events): spec for spec in wave}
+                while running:
+                    try:
+                        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    except KeyboardInterrupt:
+                        interrupted = True  # the workers got the signal too: let them save and stop
+                        continue
+                    for future in finished:
+                        spec = running.pop(future)
+                        try:
+                            status, message = future.result()
+                        except BaseException as error:  # noqa: BLE001 - a worker process died
+                            status, message = FAILED, f"worker process ended: {error}"
+                        if interrupted and status == FAILED and not message:
+                            status = INTERRUPTED
+                        outcome[spec.run_id] = (status, message)
+                        bars.done(spec.run_id, status, message)
+    finally:
+        stop.set()
+        reader.join(timeout=2)
+        bars.close()
+        manager.shutdown()
+    if interrupted:
+        raise KeyboardInterrupt
+    return outcome

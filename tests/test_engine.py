@@ -1,0 +1,119 @@
+"""The fast engine (issue 12): device-side epoch sums, CPU bf16, the compiled step, and
+concurrent runs that leave the same records as runs one after the other."""
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from repro import capture
+from repro.accounting import EpochSums, TrainingDiverged, check_finite
+from repro.presets import make_spec
+from repro.run_pool import FINISHED, train_concurrently
+from repro.step_timing import Workload
+from repro.train import Runtime, train
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+
+
+def test_epoch_sums_equal_host_accounting():
+    torch.manual_seed(0)
+    sums, losses, correct, images = EpochSums(), 0.0, 0, 0
+    for n in (16, 16, 7):
+        logits, targets, loss = torch.randn(n, 10), torch.randint(0, 10, (n,)), torch.rand(())
+        sums.add({"ce": loss}, {"teacher": logits}, targets)
+        losses += float(loss) * n  # what the trainer computed on the host each step before
+        correct += int((logits.argmax(1) == targets).sum())
+        images += n
+    read = sums.read()
+    assert read["images"] == images and read["correct"]["teacher"] == correct
+    assert read["losses"]["ce"] == pytest.approx(losses, rel=1e-6)
+
+
+def test_epoch_sums_resume_from_a_checkpoint_partial_and_keep_adding():
+    sums = EpochSums({"images": 10, "data_s": 1.0, "train_s": 2.0, "losses": {"ce": 5.0}, "correct": {"t": 3.0}})
+    sums.add({"ce": torch.tensor(1.0)}, {"t": torch.tensor([[0.0, 1.0]])}, torch.tensor([1]))
+    read = sums.read()
+    assert read["images"] == 11 and read["losses"]["ce"] == 6.0 and read["correct"]["t"] == 4.0
+
+
+def test_soft_targets_count_their_most_likely_class():
+    sums = EpochSums()
+    sums.add({"ce": torch.tensor(0.0)}, {"t": torch.tensor([[2.0, 1.0], [0.0, 3.0]])},
+             torch.tensor([[0.9, 0.1], [0.8, 0.2]]))
+    assert sums.read()["correct"]["t"] == 1.0
+
+
+def test_nan_guard_names_the_step_range():
+    read = EpochSums({"losses": {"ce": float("nan")}}).read()
+    with pytest.raises(TrainingDiverged, match="nan at epoch 3, steps 51-100; stopped without saving: kept"):
+        check_finite(read, "at epoch 3, steps 51-100", "kept")
+    check_finite(EpochSums({"losses": {"ce": 1.0}}).read(), "anywhere", "kept")
+
+
+def fixed_batch_losses(steps, **engine):
+    torch.manual_seed(0)
+    images, targets = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    w = Workload("resnet_mini", "adn", None, images, targets, num_classes=10, channels_last=True, **engine)
+    return [{k: float(v) for k, v in w.step().items()} for _ in range(steps)]
+
+
+def test_cpu_bf16_step_stays_close_to_fp32():
+    fp32, bf16 = fixed_batch_losses(10), fixed_batch_losses(10, amp="bf16")
+    for a, b in zip(fp32, bf16):
+        assert b["ce"] == pytest.approx(a["ce"], rel=0.05, abs=0.02)
+    assert bf16[-1]["ce"] < bf16[0]["ce"]  # it learns the batch
+
+
+def test_compiled_step_gives_the_eager_losses_over_50_steps(monkeypatch):
+    # the capture (dynamo + AOTAutograd, forward, backward and optimiser step) without
+    # inductor's C++ code generation, which takes minutes on 2 cores; tests/test_gpu.py
+    # checks the real CUDA-graph mode
+    monkeypatch.setattr(capture, "BACKEND", "aot_eager")
+    eager, captured = fixed_batch_losses(50), fixed_batch_losses(50, compile=True)
+    for step, (a, b) in enumerate(zip(eager, captured)):
+        for part in a:
+            assert b[part] == pytest.approx(a[part], rel=1e-3, abs=1e-4), (step, part)
+
+
+@needs_fashion
+def test_cpu_bf16_run_trains_and_records_it(tmp_path):
+    spec = make_spec("resnet_mini", "adn", "fashion_mnist", "smoke", recipe={"amp": "bf16", "train_subset": 512})
+    result = train(spec, Runtime(results_dir=str(tmp_path), device="cpu", progress=False))
+    assert result.record.spec().recipe.amp == "bf16"
+    table = result.record.evaluation()
+    assert {"acc1_pct_recalibrated", "acc5_pct_recalibrated", "loss_recalibrated"} <= set(table.columns)
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_two_runs_at_once_leave_the_records_of_one_after_the_other(tmp_path):
+    specs = [make_spec("resnet_mini", "individual", "fashion_mnist", "smoke", seed=s,
+                       options={"depth": "TTTT"}, recipe={"train_subset": 512}) for s in (0, 1)]
+    runtime = Runtime(results_dir=str(tmp_path / "together"), device="cpu", progress=False)
+    outcome = train_concurrently([specs], runtime, jobs=2)
+    assert {status for status, _ in outcome.values()} == {FINISHED}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // 2))  # as each worker ran
+    try:
+        for spec in specs:
+            train(spec, Runtime(results_dir=str(tmp_path / "apart"), device="cpu", progress=False))
+    finally:
+        torch.set_num_threads(threads)
+    for spec in specs:
+        together, apart = (pd.read_csv(tmp_path / kind / "smoke" / "runs" / spec.run_id / "eval.csv")
+                           for kind in ("together", "apart"))
+        pd.testing.assert_frame_equal(together, apart, check_exact=False, rtol=1e-4)
+
+
+def test_a_failed_run_does_not_stop_the_other(tmp_path):
+    good = make_spec("resnet_mini", "individual", "fake", "quick", options={"depth": "TTTT"},
+                     recipe={"train_subset": 64, "batch_size": 16, "val_size": 32, "test_subset": 32,
+                             "recalibrate_bn_images": 32})
+    bad = good.replace(seed=1, recipe=good.recipe.__class__(**{**good.recipe.__dict__, "lr": math.inf}))
+    outcome = train_concurrently([[good, bad]], Runtime(results_dir=str(tmp_path), device="cpu", progress=False),
+                                 jobs=2)
+    assert outcome[good.run_id][0] == FINISHED
+    assert outcome[bad.run_id][0] == "failed" and outcome[bad.run_id][1]
