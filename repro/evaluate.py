@@ -74,16 +74,44 @@ def evaluate(model: nn.Module, batches, configs: list[SkipConfig] | None = None,
     return rows
 
 
-def evaluation_table(model: nn.Module, splits: dict[str, list[SubnetResult]], input_shape: tuple[int, ...]):
-    """One row per (split, sub-network): accuracy next to GFLOPs and parameters (millions)."""
+RECALIBRATED = ("acc1_pct", "acc5_pct", "loss")  # the columns that get a ``_recalibrated`` twin
+
+
+def evaluate_recalibrated(model: nn.Module, splits: dict, configs: list[SkipConfig], recalibration) -> dict:
+    """Results per split of each config evaluated on its own copy of ``model`` whose
+    BatchNorm statistics are re-estimated for it on ``recalibration`` (a list of image
+    batches, ``repro.recalibrate.recalibration_images``); ``model`` is never changed."""
+    from repro.recalibrate import recalibrated
+
+    results = {name: [] for name in splits}
+    for config in configs:
+        prepared = recalibrated(model, config, recalibration)
+        for name, batches in splits.items():
+            results[name] += evaluate(prepared, batches, [config])
+    return results
+
+
+def evaluation_table(model: nn.Module, splits: dict[str, list[SubnetResult]], input_shape: tuple[int, ...],
+                     recalibrated: dict[str, list[SubnetResult]] | None = None):
+    """One row per (split, sub-network): accuracy next to GFLOPs and parameters (millions);
+    with ``recalibrated`` results, also ``acc1_pct_recalibrated, acc5_pct_recalibrated,
+    loss_recalibrated`` (BatchNorm statistics re-estimated per sub-network)."""
     import pandas as pd
 
     from repro.flops import subnetwork_costs
 
     configs = [row.skip for row in next(iter(splits.values()))]
     costs = {c.skip: c for c in subnetwork_costs(model, input_shape, configs)}
-    rows = [{"split": split, **row.as_row(), "gflops": costs[row.skip].gflops, "params_m": costs[row.skip].params_m}
-            for split, results in splits.items() for row in results]
+    again = {(split, row.skip): row for split, rows in (recalibrated or {}).items() for row in rows}
+    rows = []
+    for split, results in splits.items():
+        for row in results:
+            out = {"split": split, **row.as_row(), "gflops": costs[row.skip].gflops,
+                   "params_m": costs[row.skip].params_m}
+            if recalibrated is not None:
+                other = again[split, row.skip].as_row()
+                out.update({f"{key}_recalibrated": other[key] for key in RECALIBRATED})
+            rows.append(out)
     return pd.DataFrame(rows)
 
 
@@ -100,19 +128,30 @@ def check_model_fits_data(model: nn.Module, info, source: str) -> None:
 
 def evaluate_on_dataset(model: nn.Module, dataset: str, *, split: str = "test", data_path: str | None = None,
                         batch_size: int = 256, test_subset: int | None = None,
-                        device: str | torch.device = "cpu", configs=None, source: str = "the model"):
-    """``skip,acc1_pct,acc5_pct,loss,gflops,params_m`` of every sub-network of ``model`` on
-    one split of a registered data set (all configs per batch, prefixes shared)."""
+                        device: str | torch.device = "cpu", configs=None, source: str = "the model",
+                        recalibrate_bn: int | None = None):
+    """``skip,acc1_pct,acc5_pct,loss,gflops,params_m,images`` of every sub-network of
+    ``model`` on one split of a registered data set (all configs per batch, prefixes
+    shared). ``recalibrate_bn=N`` adds ``acc1_pct_recalibrated, acc5_pct_recalibrated,
+    loss_recalibrated``: each sub-network again, on a copy whose BatchNorm statistics are
+    re-estimated on the data set's first N (un-augmented) training images."""
     from repro.data import load_data
+    from repro.recalibrate import recalibration_images
 
     if split not in ("val", "test"):
         raise ReproError(f"split {split!r}: choose val or test")
+    if recalibrate_bn is not None and recalibrate_bn < 1:
+        raise ReproError(f"--recalibrate-bn {recalibrate_bn}: need at least one image")
     data = load_data(dataset, batch_size=batch_size, device=device, data_path=data_path, augment=False,
                      test_subset=test_subset)
     check_model_fits_data(model, data.info, source)
     model = model.to(device)
-    parsed = [model.parse_skip(c) for c in configs] if configs else None
-    results = evaluate(model, getattr(data, split), parsed)
+    parsed = [model.parse_skip(c) for c in configs] if configs else model.configs()
+    results = {split: evaluate(model, getattr(data, split), parsed)}
+    again = None
+    if recalibrate_bn:
+        again = evaluate_recalibrated(model, {split: getattr(data, split)}, parsed,
+                                      recalibration_images(data.train, recalibrate_bn))
     info = data.info
-    table = evaluation_table(model, {split: results}, (info.in_channels, info.image_size, info.image_size))
-    return table[["skip", "acc1_pct", "acc5_pct", "loss", "gflops", "params_m", "images"]]
+    table = evaluation_table(model, results, (info.in_channels, info.image_size, info.image_size), again)
+    return table.drop(columns="split")

@@ -10,12 +10,10 @@ pass backpropagates at once; gradients are clipped by value at 1.0; one optimise
 
 Norms: AlphaNet has no skip-aware norms. All sub-networks share one BatchNorm set whose
 running statistics are not updated in training (momentum 0); every evaluated sub-network
-gets its statistics recalibrated on ``bn_recalibration_images`` training images first.
+gets its statistics recalibrated on ``bn_recalibration_images`` un-augmented training
+images first (repro/recalibrate.py, the code every method's recalibrated columns use).
 """
 from __future__ import annotations
-
-import copy
-import math
 
 import torch
 from torch import nn
@@ -72,24 +70,6 @@ def alphanet_step(images, targets, ctx: StepContext) -> StepResult:
                       {"max": teacher, "min": logits.detach()})
 
 
-def recalibrated(model: nn.Module, config: SkipConfig, train_batches, spec) -> nn.Module:
-    """A copy of ``model`` whose BN statistics are re-estimated for sub-network ``config``
-    on the first ``bn_recalibration_images`` training images (cumulative average)."""
-    copy_ = copy.deepcopy(model)
-    norms = [m for m in copy_.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-    needed = math.ceil(spec.options.bn_recalibration_images / spec.recipe.batch_size)
-    copy_.train()
-    with torch.no_grad():
-        for step, (images, _) in enumerate(train_batches.epoch(0)):
-            if step >= needed:
-                break
-            copy_(images, config)
-    return copy_.eval()
-
-
 def check_alphanet(spec) -> None:
     o = spec.options
     if o.divergence not in ("alpha", "kl"):
@@ -107,6 +87,6 @@ METHODS.add("alphanet", Method(
     train_step=alphanet_step,
     monitor_configs=super_and_base,
     check=check_alphanet,
-    model_for_eval=recalibrated,
+    eval_bn_images=lambda spec: spec.options.bn_recalibration_images,
     recipe_defaults=(("clip_grad_value", 1.0),),
 ))

@@ -60,9 +60,9 @@ class Method:
     # (spec, DatasetInfo, results_dir, device) -> state passed to every step (e.g. a teacher)
     prepare: Callable | None = None
     recipe_defaults: tuple[tuple[str, object], ...] = ()  # recipe settings the method implies
-    # (model, config, training batches, spec) -> the model to evaluate ``config`` with
-    # (AlphaNet: a copy whose BN statistics are recalibrated for that sub-network)
-    model_for_eval: Callable | None = None
+    # spec -> N: the method's own evaluation re-estimates BatchNorm statistics per
+    # sub-network on N training images (AlphaNet: its norms are not updated in training)
+    eval_bn_images: Callable[[RunSpec], int] | None = None
 
 
 METHODS: Registry[Method] = Registry("training method")

@@ -1,0 +1,113 @@
+"""BatchNorm statistics re-estimated for one sub-network, and how far the stored ones are.
+
+Why it exists: in ADN training the shared norms (the projection shortcuts' in the official
+ResNet) are updated by the super-net's and the base-net's passes alike, so their running
+statistics mix two input distributions, and the 2^S - 2 sub-networks that were never
+trained see combinations of statistics that no training pass produced. Stored statistics
+are the paper's protocol and stay the main number; re-estimating them per sub-network on
+a few thousand training images (``torch.optim.swa_utils.update_bn``: reset, cumulative
+average, the sub-network's own path) shows how much of an accuracy gap is statistics and
+how much is weights. AlphaNet-style training recalibrates every evaluated sub-network the
+same way (its norms are not updated in training).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import update_bn
+
+from repro.skip import SkipConfig
+
+NORM_TYPES = nn.modules.batchnorm._BatchNorm
+
+
+class _Selected(nn.Module):
+    """One sub-network of an adaptive model as a plain ``module(x)`` (what ``update_bn`` calls)."""
+
+    def __init__(self, model: nn.Module, config: SkipConfig):
+        super().__init__()
+        self.model, self.config = model, config
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images, self.config)
+
+
+def recalibration_images(train_batches, images: int) -> list[torch.Tensor]:
+    """The first ``images`` training images of epoch 0 of un-augmented training batches
+    (a ``Batches`` of ``load_data(..., augment=False)``), as a list of batches."""
+    out, kept = [], 0
+    for batch, _ in train_batches.epoch(0):
+        out.append(batch[: images - kept])
+        kept += len(out[-1])
+        if kept >= images:
+            break
+    return out
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, NORM_TYPES) for m in model.modules())
+
+
+def recalibrated(model: nn.Module, config: SkipConfig, batches: list[torch.Tensor]) -> nn.Module:
+    """A copy of ``model`` in eval mode whose BatchNorm running statistics are re-estimated
+    for sub-network ``config`` on ``batches``; ``model`` itself is never changed."""
+    copy_ = copy.deepcopy(model)
+    with torch.no_grad():
+        update_bn(batches, _Selected(copy_, config))
+    return copy_.eval()
+
+
+def used_norms(model: nn.Module, config: SkipConfig, images: torch.Tensor) -> list[str]:
+    """Names of the BatchNorms that sub-network ``config`` runs through, in call order."""
+    called = []
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: called.append(name))
+             for name, m in model.named_modules() if isinstance(m, NORM_TYPES)]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(images[:1], config)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    # a skip-aware norm whose stage skips is called but hands over to its ``skip`` set
+    return [name for name in dict.fromkeys(called) if f"{name}.skip" not in called]
+
+
+def bn_drift(model: nn.Module, config: SkipConfig, batches: list[torch.Tensor]):
+    """Per BatchNorm on ``config``'s path: how far its stored running statistics are from
+    the ones re-estimated on ``batches`` for that sub-network.
+
+    Columns: ``norm`` (module name), ``shortcut`` (a projection shortcut's norm),
+    ``mean_abs_log_var_ratio`` (mean over channels of |log(stored var / re-estimated var)|)
+    and ``mean_abs_mean_shift_std`` (mean of |stored mean - re-estimated mean| in
+    re-estimated standard deviations).
+    """
+    import pandas as pd
+
+    fresh = dict(recalibrated(model, config, batches).named_modules())
+    rows = []
+    for name in used_norms(model, config, batches[0]):
+        stored, new = dict(model.named_modules())[name], fresh[name]
+        var_old, var_new = stored.running_var.double().clamp_min(1e-12), new.running_var.double().clamp_min(1e-12)
+        shift = (stored.running_mean.double() - new.running_mean.double()).abs() / var_new.sqrt()
+        rows.append({"norm": name, "shortcut": ".downsample." in f".{name}.",
+                     "mean_abs_log_var_ratio": float((var_old / var_new).log().abs().mean()),
+                     "mean_abs_mean_shift_std": float(shift.mean())})
+    return pd.DataFrame(rows, columns=["norm", "shortcut", "mean_abs_log_var_ratio", "mean_abs_mean_shift_std"])
+
+
+def bn_drift_on_dataset(model: nn.Module, dataset: str, skip: str | None, images: int, *,
+                        data_path: str | None = None, source: str = "the model", batch_size: int = 256):
+    """``bn_drift`` of sub-network ``skip`` (default: the network's first config, the
+    super-net) re-estimated on the first ``images`` un-augmented training images."""
+    from repro.data import load_data
+    from repro.evaluate import check_model_fits_data
+
+    data = load_data(dataset, batch_size=batch_size, data_path=data_path, augment=False)
+    check_model_fits_data(model, data.info, source)
+    config = model.parse_skip(skip) if skip else model.configs()[0]
+    return bn_drift(model, config, recalibration_images(data.train, images)).assign(skip=str(config))
