@@ -7,8 +7,8 @@ from contextlib import contextmanager
 import click
 
 from repro.cli_types import (CHECKPOINT, DEVICE, DEVICE_OR_AUTO, EXISTING_FOLDER, HALF_OPEN_UNIT,
-                             NON_NEGATIVE_INT, OPEN_UNIT, OUTPUT_FILE, OUTPUT_FOLDER, POSITIVE_FLOAT, POSITIVE_INT,
-                             UNIT_INTERVAL)
+                             NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, OPEN_UNIT, OUTPUT_FILE, OUTPUT_FOLDER,
+                             POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL)
 from repro.data import DATASETS
 from repro.errors import ReproError
 from repro.methods import METHODS
@@ -141,6 +141,8 @@ def runtime_options(fn):
         click.option("--workers", type=NON_NEGATIVE_INT, default=4, show_default=True, help="Data loader workers (ImageNet)."),
         click.option("--results-dir", type=OUTPUT_FOLDER, default="results", show_default=True),
         click.option("--progress/--no-progress", default=True, show_default=True),
+        click.option("--checkpoint-minutes", type=NON_NEGATIVE_FLOAT, default=10.0, show_default=True,
+                     help="Also save a recovery checkpoint mid-epoch this often (a hard kill loses at most this much)."),
     ]):
         fn = option(fn)
     return fn
@@ -156,7 +158,8 @@ def runtime_options(fn):
 @recipe_options
 @method_options
 @runtime_options
-def train(arch, method, dataset, preset, seed, resume, data_path, device, workers, results_dir, progress, **settings):
+def train(arch, method, dataset, preset, seed, resume, data_path, device, workers, results_dir, progress,
+          checkpoint_minutes, **settings):
     """Train one run (or reuse it if it has finished); leaves a run record."""
     from repro.presets import make_spec
     from repro.specs import MethodOptions
@@ -168,7 +171,8 @@ def train(arch, method, dataset, preset, seed, resume, data_path, device, worker
     spec = make_spec(arch, method, dataset, preset, seed,
                      recipe={k: v for k, v in chosen.items() if k not in option_names},
                      options={k: v for k, v in chosen.items() if k in option_names})
-    result = train_run(spec, Runtime(results_dir, data_path, device, workers, resume, progress))
+    result = train_run(spec, Runtime(results_dir, data_path, device, workers, resume, progress,
+                                     checkpoint_minutes=checkpoint_minutes))
     table = result.record.evaluation()
     test = table[table["split"] == "test"]
     click.echo(f"{'reused finished' if result.reused else 'finished'} run {result.record.path}")
@@ -186,17 +190,22 @@ def train(arch, method, dataset, preset, seed, resume, data_path, device, worker
 @click.option("--test-subset", type=POSITIVE_INT, help="Only the first N test images.")
 @click.option("--data-path", type=EXISTING_FOLDER)
 @click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@click.option("--recalibrate-bn", type=POSITIVE_INT, metavar="N",
+              help="Also evaluate each sub-network with BatchNorm statistics re-estimated on N training images.")
 @click.option("--output", type=OUTPUT_FILE, help="Also write the table as CSV.")
-def evaluate(checkpoint, arch, dataset, split, configs, ema, batch_size, test_subset, data_path, device, output):
+def evaluate(checkpoint, arch, dataset, split, configs, ema, batch_size, test_subset, data_path, device,
+             recalibrate_bn, output):
     """Accuracy, loss, GFLOPs and parameters of every sub-network of a checkpoint, in one
-    pass over the data (depth-first, stage outputs shared between configs)."""
+    pass over the data (depth-first, stage outputs shared between configs); with
+    --recalibrate-bn, also with each sub-network's own re-estimated BatchNorm statistics."""
     from repro.checkpoints import checkpoint_dataset, load_checkpoint
     from repro.evaluate import evaluate_on_dataset
 
     model = load_checkpoint(checkpoint, arch, ema=ema)
     dataset = dataset or checkpoint_dataset(checkpoint) or "fashion_mnist"
     table = evaluate_on_dataset(model, dataset, split=split, data_path=data_path, batch_size=batch_size,
-                                test_subset=test_subset, device=device, configs=configs.split(",") if configs else None, source=checkpoint)
+                                test_subset=test_subset, device=device, configs=configs.split(",") if configs else None,
+                                source=checkpoint, recalibrate_bn=recalibrate_bn)
     write_table(table.drop(columns="images"), output)
 
 
@@ -234,10 +243,13 @@ def latency(arch, checkpoint, device, batch_size, threads, repeats, resolution, 
 @click.option("--dataset", type=click.Choice(DATASETS.names()), help="Default: the run's data set, else fashion_mnist.")
 @click.option("--skip", help="Sub-network to probe (default: the super-net, or the network's own depth).")
 @click.option("--images", type=POSITIVE_INT, default=256, show_default=True, help="Test images averaged over.")
+@click.option("--bn-drift", type=POSITIVE_INT, metavar="N",
+              help="Instead: how far each BatchNorm's stored statistics are from ones re-estimated on N training images.")
 @click.option("--data-path", type=EXISTING_FOLDER)
 @click.option("--output", type=OUTPUT_FILE, help="Also write the table as CSV.")
-def norms(checkpoint, arch, dataset, skip, images, data_path, output):
-    """||F(h)||_2 / ||h||_2 of every residual block over real images (paper Figure 3)."""
+def norms(checkpoint, arch, dataset, skip, images, bn_drift, data_path, output):
+    """||F(h)||_2 / ||h||_2 of every residual block over real images (paper Figure 3); with
+    --bn-drift N, the drift of the stored BatchNorm statistics of sub-network --skip."""
     from repro.checkpoints import checkpoint_dataset, load_checkpoint
     from repro.data import sample_images
     from repro.evaluate import check_model_fits_data
@@ -245,6 +257,11 @@ def norms(checkpoint, arch, dataset, skip, images, data_path, output):
 
     model = load_checkpoint(checkpoint, arch)
     dataset = dataset or checkpoint_dataset(checkpoint) or "fashion_mnist"
+    if bn_drift:
+        from repro.recalibrate import bn_drift_on_dataset
+
+        write_table(bn_drift_on_dataset(model, dataset, skip, bn_drift, data_path=data_path, source=checkpoint), output)
+        return
     x, _, info = sample_images(dataset, images, data_path=data_path)
     check_model_fits_data(model, info, checkpoint)
     write_table(residual_norm_ratios(model, x, skip), output)
@@ -261,15 +278,21 @@ def artifact_names():
 @click.option("--preset", type=click.Choice(PRESETS.names()), default="quick", show_default=True)
 @click.option("--seeds", type=POSITIVE_INT, default=1, show_default=True, help="Seeds 0..N-1 of every run.")
 @click.option("--dry-run", is_flag=True, help="List the runs and measurements and the expected time; train nothing.")
+@click.option("--jobs", type=POSITIVE_INT, help="Runs trained at once, as worker processes "
+              "(default: one per CPU core, four on a GPU).")
 @runtime_options
-def reproduce(artifacts, preset, seeds, dry_run, data_path, device, workers, results_dir, progress):
+def reproduce(artifacts, preset, seeds, dry_run, jobs, data_path, device, workers, results_dir, progress,
+              checkpoint_minutes):
     """Regenerate paper artifacts (table1..table7, fig3..fig8, or all): train the missing
     runs (resuming unfinished ones), measure, write results/<preset>/tables|figures."""
     from repro.reproduce import reproduce as run_reproduce
     from repro.train import Runtime
 
-    run_reproduce(list(artifacts), preset, seeds, Runtime(results_dir, data_path, device, workers, True, progress),
-                  dry_run=dry_run, echo=click.echo)
+    from repro.run_pool import default_jobs
+
+    runtime = Runtime(results_dir, data_path, device, workers, True, progress, checkpoint_minutes=checkpoint_minutes)
+    run_reproduce(list(artifacts), preset, seeds, runtime,
+                  dry_run=dry_run, echo=click.echo, jobs=jobs or default_jobs(device))
 
 
 def parse_split(text: str | None):

@@ -30,6 +30,17 @@ from repro.errors import ReproError
 TABLE1_NETWORKS = [("ADN super-net", "ADN", is_super), ("individual", "individual", is_super),
                    ("ADN base-net", "ADN", is_base), ("individual-Base", "individual-Base", is_base)]
 ADN_VS_INDIVIDUAL = {"ADN super-net": "individual", "ADN base-net": "individual-Base"}
+# eval.csv's accuracy with BatchNorm statistics re-estimated per sub-network (issue 8), and
+# its name in the tables (a ``_pct`` column, so its std folds into it: ``acc1_recal_std``)
+RECALIBRATED, RECAL = "acc1_pct_recalibrated", "acc1_recal_pct"
+
+
+def _with_recalibrated(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``rows`` with the recalibrated accuracy as ``acc1_recal_pct`` (NaN for records written
+    before it existed), and the value columns to aggregate besides ``acc1_pct``."""
+    if RECALIBRATED not in rows.columns or rows[RECALIBRATED].isna().all():
+        return rows, []
+    return rows.assign(**{RECAL: rows[RECALIBRATED]}), [RECAL]
 TABLE3_VARIANTS = ["ADN", "w/o self-distillation", "w/o skip-aware norms", "w/o both",
                    "+ feature distillation", "+ skip-aware shortcuts"]  # the last: beyond the paper (issue 13)
 TABLE4_STRATEGIES = ["super-net -> base-net (ADN)", "super-net -> random", "random -> random"]
@@ -76,30 +87,36 @@ def table1(evals: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     Roles: "ADN" (its all-F and all-T sub-networks), "individual" (all-F), "individual-Base"
     (all-T). ``reference`` is ``load_reference()``. Output, one row per (arch, network):
     arch, [dataset], network, skip, gflops, params_m, acc1_pct, acc1_std, n_seeds,
-    delta_vs_individual_pct (ADN minus the individual of the same depth), paper_model,
+    delta_vs_individual_pct (ADN minus the individual of the same depth; stored BatchNorm
+    statistics, the paper's protocol), where the records have them acc1_recal_pct,
+    acc1_recal_std, delta_vs_individual_recal_pct (statistics re-estimated), paper_model,
     paper_dataset, paper_gflops, paper_acc1_pct, paper_delta_pct (ImageNet, NaN where absent).
     """
     rows = select(evals, ["ADN", "individual", "individual-Base"], "table1")
+    rows, recal = _with_recalibrated(rows)
     keys = _keys(rows)
     parts = []
     for network, role, pick in TABLE1_NETWORKS:
         picked = rows[(rows["role"] == role) & rows["skip"].map(pick)]
         if len(picked):
-            part = summarize(picked, keys + ["skip"], ["acc1_pct", "gflops", "params_m"])
+            part = summarize(picked, keys + ["skip"], ["acc1_pct", *recal, "gflops", "params_m"])
             parts.append(part.assign(network=network))
     table = _in_order(pd.concat(parts), rows, "network", [n for n, _, _ in TABLE1_NETWORKS])
-    acc = table.set_index(keys + ["network"])["acc1_pct"]
+    indexed = table.set_index(keys + ["network"])
 
-    def delta(row):
+    def delta(row, column):
         if row["network"] not in ADN_VS_INDIVIDUAL:
             return np.nan
         key = tuple(row[k] for k in keys) + (ADN_VS_INDIVIDUAL[row["network"]],)
-        return row["acc1_pct"] - acc.get(key, np.nan)
+        return row[column] - indexed[column].get(key, np.nan)
 
-    table["delta_vs_individual_pct"] = table.apply(delta, axis=1)
-    paper = _paper_rows(reference, table["arch"], "network", table["network"])
+    table["delta_vs_individual_pct"] = table.apply(delta, axis=1, column="acc1_pct")
     columns = keys + ["network", "skip", "gflops", "params_m", "acc1_pct", "acc1_std", "n_seeds",
                       "delta_vs_individual_pct"]
+    if recal:
+        table["delta_vs_individual_recal_pct"] = table.apply(delta, axis=1, column=RECAL)
+        columns += [RECAL, std_name(RECAL), "delta_vs_individual_recal_pct"]
+    paper = _paper_rows(reference, table["arch"], "network", table["network"])
     return pd.concat([table[columns], paper], axis=1)
 
 
@@ -200,12 +217,13 @@ def table6(evals: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """Paper Table 6: FLOPs and accuracy of every sub-network of the role "ADN".
 
     Output, sorted by arch then gflops descending: arch, [dataset], skip, gflops, params_m,
-    acc1_pct, acc1_std, acc5_pct, val_acc1_pct, n_seeds, paper_model, paper_gflops,
+    acc1_pct, acc1_std, [acc1_recal_pct, acc1_recal_std: BatchNorm statistics re-estimated per
+    sub-network, where the records have them], acc5_pct, val_acc1_pct, n_seeds, paper_model, paper_gflops,
     paper_acc1_pct (the paper's sub-network with the same skip; NaN where not published).
     """
-    rows = select(evals, ["ADN"], "table6")
+    rows, recal = _with_recalibrated(select(evals, ["ADN"], "table6"))
     keys = _keys(rows)
-    table = summarize(rows, keys + ["skip"], ["gflops", "params_m", "acc1_pct", "acc5_pct"])
+    table = summarize(rows, keys + ["skip"], ["gflops", "params_m", "acc1_pct", *recal, "acc5_pct"])
     val = select(evals, ["ADN"], "table6", split="val", require=False)
     if len(val):
         val = summarize(val, keys + ["skip"], ["acc1_pct"])[keys + ["skip", "acc1_pct"]]
@@ -215,8 +233,8 @@ def table6(evals: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     table = table.sort_values(["arch", "gflops"], ascending=[True, False]).reset_index(drop=True)
     adn = reference[reference["network"].str.startswith("ADN")]
     paper = _paper_rows(adn, table["arch"], "skip", table["skip"])
-    columns = keys + ["skip", "gflops", "params_m", "acc1_pct", "acc1_std", "acc5_pct",
-                      "val_acc1_pct", "n_seeds"]
+    columns = keys + ["skip", "gflops", "params_m", "acc1_pct", "acc1_std", *recal, *map(std_name, recal),
+                      "acc5_pct", "val_acc1_pct", "n_seeds"]
     return pd.concat([table[columns], paper[["paper_model", "paper_gflops", "paper_acc1_pct"]]], axis=1)
 
 

@@ -10,77 +10,126 @@ import pandas as pd
 from analysis.aggregate import is_base, is_super
 
 
-def verdicts(artifact: str, table: pd.DataFrame) -> list[str]:
+RULE = ("AGREES or DISAGREES (with the paper's direction) only when the mean difference is at least two "
+        "standard errors (Welch) with n >= 2 seeds on each side; INCONCLUSIVE otherwise")
+NOT_CONVERGED = "INCONCLUSIVE by construction (one epoch is not converged)"
+PROTOCOLS = {"acc1_pct": "stored BatchNorm statistics", "acc1_recal_pct": "BatchNorm statistics re-estimated"}
+
+
+def verdicts(artifact: str, table: pd.DataFrame, converged: bool = True) -> list[str]:
+    """One line per claim; ``converged=False`` (the smoke and quick presets) makes every
+    verdict INCONCLUSIVE by construction, whatever the numbers say."""
     check = VERDICTS.get(artifact)
-    return check(table) if check is not None else []
+    if check is None:
+        return []
+    judge = _judge if converged else (lambda *args, **kw: NOT_CONVERGED if not math.isnan(args[0]) else "not measured")
+    return check(table, judge)
 
 
-def _agrees(ours: float, paper_sign: float) -> str:
-    if math.isnan(ours):
+def _judge(diff: float, se: float = math.nan, n: float = 0, paper_sign: float = 1.0) -> str:
+    """The three-valued verdict of a difference whose sign the paper predicts (``RULE``)."""
+    if math.isnan(diff):
         return "not measured"
-    return "agrees" if (ours > 0) == (paper_sign > 0) else "DISAGREES"
+    if not n or n < 2 or math.isnan(se):
+        return f"INCONCLUSIVE (n = {int(n) if n else 0} < 2 seeds)"
+    if abs(diff) < 2 * se:
+        return f"INCONCLUSIVE (|difference| < 2 standard errors, {2 * se:.2f} pp)"
+    return "AGREES" if (diff > 0) == (paper_sign > 0) else "DISAGREES"
 
 
-def table1_verdicts(table: pd.DataFrame) -> list[str]:
+def _welch_se(std_a, n_a, std_b, n_b) -> float:
+    terms = [(s * s / n) if n and n >= 2 and not pd.isna(s) else math.nan for s, n in ((std_a, n_a), (std_b, n_b))]
+    return math.sqrt(sum(terms))
+
+
+def table1_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
     lines = []
+    indexed = table.set_index(["arch", "network"])
+    counterpart = {"ADN super-net": "individual", "ADN base-net": "individual-Base"}
     for _, row in table[table["network"].str.startswith("ADN")].iterrows():
-        ours = row["delta_vs_individual_pct"]
+        other = indexed.loc[(row["arch"], counterpart[row["network"]])] \
+            if (row["arch"], counterpart[row["network"]]) in indexed.index else None
         paper = row.get("paper_delta_pct", math.nan)
         claim = (f"paper ({row['paper_model']}, ImageNet): {paper:+.1f} pp" if not pd.isna(paper)
                  else "the paper claims ADN networks beat the individual ones")
-        lines.append(f"{row['arch']} {row['network']} vs individual network of the same depth: ours "
-                     f"{ours:+.2f} pp top-1; {claim}: {_agrees(ours, 1.0)}.")
+        for column, delta in (("acc1_pct", "delta_vs_individual_pct"), ("acc1_recal_pct", "delta_vs_individual_recal_pct")):
+            if delta not in table or pd.isna(row[delta]):
+                continue
+            std = column[:-len("_pct")] + "_std"
+            se = _welch_se(row[std], row["n_seeds"], other[std], other["n_seeds"]) if other is not None else math.nan
+            n = min(row["n_seeds"], other["n_seeds"]) if other is not None else 0
+            lines.append(f"{row['arch']} {row['network']} vs individual network of the same depth, "
+                         f"{PROTOCOLS[column]}, n = {int(n)} seeds: ours {row[delta]:+.2f} pp top-1; {claim}: "
+                         f"{judge(row[delta], se, n)}.")
     return lines
 
 
-def table2_verdicts(table: pd.DataFrame) -> list[str]:
+def table2_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
     steps = table.set_index("method_label")["step_ms"]
     if "adn" not in steps or "alphanet" not in steps:
         return []
     ratio = steps["alphanet"] / steps["adn"]
-    return [f"AlphaNet-style / ADN training time per step: x{ratio:.2f}; the paper finds ADN much cheaper "
-            f"(2 vs 4 forward-backward passes): {_agrees(ratio - 1.0, 1.0)}."]
+    verdict = "AGREES" if ratio > 1.0 else "DISAGREES"  # a timing (median of interleaved steps), not seeds
+    return [f"AlphaNet-style / ADN training time per step (median of interleaved steps): x{ratio:.2f}; the paper "
+            f"finds ADN much cheaper (2 vs 4 forward-backward passes): {verdict}."]
 
 
 def _base_net_gaps(table: pd.DataFrame, label: str, reference: str, others=None):
-    """(arch, other, base-net top-1 of ``reference`` minus ``other``) for each row label in
-    column ``label`` (``others``: only these, when given) of each architecture."""
+    """(arch, other, base-net top-1 of ``reference`` minus ``other``, its standard error, the
+    smaller seed count) for each row label in column ``label`` (``others``: only these, when
+    given) of each architecture."""
     for arch, rows in table.groupby("arch", sort=False):
         rows = rows.set_index(label)
         if reference not in rows.index:
             continue
+        ref = rows.loc[reference]
         for other in rows.index.drop(reference):
             if others is None or other in others:
-                yield arch, other, rows.loc[reference, "base_acc1_pct"] - rows.loc[other, "base_acc1_pct"]
+                row = rows.loc[other]
+                se = _welch_se(ref.get("base_acc1_std"), ref.get("n_seeds"), row.get("base_acc1_std"),
+                               row.get("n_seeds"))
+                n = min(ref.get("n_seeds", 0) or 0, row.get("n_seeds", 0) or 0)
+                yield arch, other, ref["base_acc1_pct"] - row["base_acc1_pct"], se, n
 
 
-def table3_verdicts(table: pd.DataFrame) -> list[str]:
-    return [f"{arch}: base-net top-1 of ADN minus ADN {variant}: {gap:+.2f} pp; the paper finds "
-            f"each component helps: {_agrees(gap, 1.0)}."
-            for arch, variant, gap in _base_net_gaps(table, "variant", "ADN",
-                                                     ("w/o self-distillation", "w/o skip-aware norms", "w/o both"))]
+def table3_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
+    return [f"{arch}: base-net top-1 of ADN minus ADN {variant}, stored BatchNorm statistics, n = {int(n)} seeds: "
+            f"{gap:+.2f} pp; the paper finds each component helps: {judge(gap, se, n)}."
+            for arch, variant, gap, se, n in _base_net_gaps(
+                table, "variant", "ADN", ("w/o self-distillation", "w/o skip-aware norms", "w/o both"))]
 
 
-def table4_verdicts(table: pd.DataFrame) -> list[str]:
-    return [f"{arch}: base-net top-1 with super-net -> base-net distillation minus {other}: "
-            f"{gap:+.2f} pp; the paper finds the exclusive super-to-base strategy best: {_agrees(gap, 1.0)}."
-            for arch, other, gap in _base_net_gaps(table, "strategy", "super-net -> base-net (ADN)")]
+def table4_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
+    return [f"{arch}: base-net top-1 with super-net -> base-net distillation minus {other}, stored BatchNorm "
+            f"statistics, n = {int(n)} seeds: {gap:+.2f} pp; the paper finds the exclusive super-to-base strategy "
+            f"best: {judge(gap, se, n)}."
+            for arch, other, gap, se, n in _base_net_gaps(table, "strategy", "super-net -> base-net (ADN)")]
 
 
-def table6_verdicts(table: pd.DataFrame) -> list[str]:
+def table6_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
+    """Are the sub-networks selected without training between the trained ends? A
+    sub-network counts as below when its mean is more than 1 pp under the lower end."""
     lines = []
     for arch, rows in table.groupby("arch", sort=False):
         ends = rows[[is_super(skip) or is_base(skip) for skip in rows["skip"]]]
         middle = rows.drop(ends.index)
         if len(ends) != 2 or middle.empty:
             continue
-        floor = ends["acc1_pct"].min()
-        below = middle[middle["acc1_pct"] < floor - 1.0]
-        worst = middle.loc[middle["acc1_pct"].idxmin()]
-        lines.append(f"{arch}: {len(below)} of {len(middle)} sub-networks selected without training fall more than "
-                     f"1 pp below both trained ends (worst {worst['skip']} {worst['acc1_pct']:.2f}% vs base-net "
-                     f"{floor:.2f}%); the paper finds them between the base-net and the super-net: "
-                     f"{'agrees' if below.empty else 'DISAGREES'}.")
+        n = int(rows["n_seeds"].min())
+        for column in ("acc1_pct", "acc1_recal_pct"):
+            if column not in rows or rows[column].isna().all():
+                continue
+            std = rows[column[:-len("_pct")] + "_std"]
+            floor_row = ends.loc[ends[column].idxmin()]
+            below = middle[middle[column] < floor_row[column] - 1.0]
+            worst = middle.loc[middle[column].idxmin()]
+            se = _welch_se(std[worst.name], n, std[floor_row.name], n)
+            # the worst sub-network decides: its gap to the lower trained end (positive: above it)
+            verdict = judge(worst[column] - floor_row[column] + 1.0, se, n)
+            lines.append(f"{arch}, {PROTOCOLS[column]}, n = {n} seeds: {len(below)} of {len(middle)} sub-networks "
+                         f"selected without training fall more than 1 pp below both trained ends (worst "
+                         f"{worst['skip']} {worst[column]:.2f}% vs {floor_row['skip']} {floor_row[column]:.2f}%); "
+                         f"the paper finds them between the base-net and the super-net: {verdict}.")
     return lines
 
 

@@ -27,6 +27,7 @@ class FiniteFloatRange(click.FloatRange):
 POSITIVE_INT = click.IntRange(min=1)                 # epochs, batch sizes, subsets, repeats, threads, pixels
 NON_NEGATIVE_INT = click.IntRange(min=0)             # seeds, data loader workers
 POSITIVE_FLOAT = FiniteFloatRange(min=0, min_open=True)  # learning rate, temperature
+NON_NEGATIVE_FLOAT = FiniteFloatRange(min=0)         # minutes between recovery checkpoints
 UNIT_INTERVAL = FiniteFloatRange(0, 1)               # a weight such as alpha
 HALF_OPEN_UNIT = FiniteFloatRange(0, 1, max_open=True)  # label smoothing: [0, 1)
 OPEN_UNIT = FiniteFloatRange(0, 1, min_open=True, max_open=True)  # EMA decay: (0, 1)

@@ -140,13 +140,26 @@ def collect_environment() -> dict:
     return {"git": git_identity(), "versions": versions, "hardware": hardware()}
 
 
+GIT_IDENTITY_VARIABLE = "ADN_REPRO_GIT"  # set once per command; worker processes inherit it
+
+
 def git_identity() -> dict:
+    """The commit this command started with and whether the code differed from it
+    (results/ aside: writing tables must not mark the code dirty). Read once per command,
+    so runs trained by one long ``reproduce`` all name the commit it started from, even
+    if commits land while it runs."""
+    known = os.environ.get(GIT_IDENTITY_VARIABLE)
+    if known:
+        return json.loads(known)
+
     def git(*args):
         result = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
         return result.stdout.strip() if result.returncode == 0 else None
 
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+    identity = {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+    os.environ[GIT_IDENTITY_VARIABLE] = json.dumps(identity)
+    return identity
 
 
 def hardware() -> dict:

@@ -37,7 +37,7 @@ class Recipe:
     clip_grad_value: float | None = None  # AlphaNet clips gradients by value
     ema_decay: float | None = None  # EMA of weights, torchvision reference style
     ema_steps: int = 32
-    amp: str | None = None  # bf16 | fp16 (GPU only)
+    amp: str | None = None  # bf16 (CPU with AVX512-BF16/AMX, or GPU) | fp16 (GPU only)
     channels_last: bool = False
     augment: bool = True  # random crop + flip (in-memory data); torchvision presets (ImageNet)
     auto_augment: str | None = None  # ImageNet only: ta_wide | ra
@@ -50,6 +50,10 @@ class Recipe:
     test_subset: int | None = None
     val_size: int | None = None  # held-out training images for model selection
     eval_all_every: int = 0  # evaluate all 2^S sub-networks on val every N epochs (0: never)
+    compile: bool = False  # torch.compile the training step (CUDA: captured as CUDA graphs); eager is the reference
+    # final evaluation: every sub-network also with BN statistics re-estimated on this many
+    # training images (repro/recalibrate.py); 0: stored statistics only
+    recalibrate_bn_images: int = 4096
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -21,24 +22,27 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from repro import distributed
+from repro.accounting import EpochSums, TrainingDiverged, check_finite  # noqa: F401 (TrainingDiverged: API)
+from repro.capture import compiled
 from repro.checkpoints import CheckpointError, checkpoint_payload, read_checkpoint
 from repro.data import load_data
 from repro.errors import ReproError
-from repro.evaluate import evaluate, evaluation_table, topk_correct
+from repro.evaluate import evaluate, evaluate_recalibrated, evaluation_table
 from repro.files import torch_save
 from repro.methods import METHODS, StepContext, check_options
 from repro.methods.losses import soft_cross_entropy
 from repro.models import ARCHS
 from repro.optim import lr_factor, make_ema, make_optimizer, set_lr
+from repro.recalibrate import has_batch_norm, recalibration_images
 from repro.runs import RunRecord, run_directory
 from repro.specs import RunSpec
 
 
+# Host reads of the device-side sums: progress line, NaN guard, DDP stop poll.
+LOG_EVERY_STEPS = 50
+
+
 class Interrupted(ReproError):
-    pass
-
-
-class TrainingDiverged(ReproError):
     pass
 
 
@@ -52,6 +56,12 @@ class Runtime:
     workers: int = 4
     resume: bool = False
     progress: bool = True
+    label: str | None = None  # the progress bar's name
+    # a recovery checkpoint mid-epoch at the first logging point this long after the last
+    # one (a hard kill loses at most this much work); 0: at every logging point
+    checkpoint_minutes: float = 10.0
+    # called with (steps done, steps in the run) at each logging point (concurrent runs' bars)
+    on_progress: Callable[[int, int], None] | None = None
 
 
 @dataclass
@@ -86,8 +96,9 @@ class Trainer:
         self.spec, self.runtime, self.record, self.processes = spec, runtime, record, processes
         self.recipe, self.method = spec.recipe, METHODS.get(spec.method)
         self.device = processes.device
-        if self.recipe.amp and self.device.type != "cuda":
-            raise ReproError(f"amp={self.recipe.amp} needs a CUDA device; this run would use the CPU")
+        if self.recipe.amp == "fp16" and self.device.type != "cuda":
+            raise ReproError("amp=fp16 needs a CUDA device (its loss scaling is a GPU feature); this run would use "
+                             "the CPU: use --amp bf16 there")
         seed_everything(spec.seed)
         r = self.recipe
         self.data = load_data(spec.dataset, **data_settings(spec), device=self.device, data_path=runtime.data_path,
@@ -97,7 +108,8 @@ class Trainer:
         self.model = self.method.build_model(spec, info).to(self.device)
         if r.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(self.model, r)
+        self.optimizer = make_optimizer(self.model, r, lr_as_tensor=r.compile, device=self.device)
+        self.optimizer_step = compiled(self.optimizer.step, self.device) if r.compile else self.optimizer.step
         self.ema = make_ema(self.model, r, processes.world_size)
         self.scaler = torch.amp.GradScaler("cuda") if r.amp == "fp16" else None
         self.mix = mixup_cutmix(r, info.num_classes)
@@ -105,6 +117,8 @@ class Trainer:
         self.method_state = prepare(spec, info, runtime.results_dir, self.device) if prepare else None
         self.steps_per_epoch = len(self.data.train)
         self.epoch, self.step, self.global_step, self.partial = 0, 0, 0, None
+        self._unaugmented_train = None  # loaded on first use (BatchNorm recalibration)
+        self.last_checkpoint = time.monotonic()
 
     # ------------------------------------------------------------------ the run
     def run(self) -> TrainResult:
@@ -112,12 +126,16 @@ class Trainer:
         if self.processes.is_main and not self.record.exists():
             self.record.create(self.spec)
         self.processes.barrier()
-        started = self.record.start_segment(resumed_from, **restart) if self.processes.is_main else 0.0
+        data = {"dataset": self.data.info.name,
+                "sources": [{"file": f, "sha256": h} for f, h in self.data.info.sources]}
+        started = self.record.start_segment(resumed_from, **restart, data=data) if self.processes.is_main else 0.0
         train_model = self.model
         if self.processes.distributed:
             # Each pass leaves out some parameters (skippable blocks, unused norm sets).
             ids = [self.device.index] if self.device.type == "cuda" else None
             train_model = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+        if self.recipe.compile:
+            train_model = compiled(train_model, self.device, configs=len(self.model.configs()))
         try:
             with stop_requests() as stop:
                 while self.epoch < self.recipe.epochs:
@@ -127,7 +145,13 @@ class Trainer:
                         raise Interrupted(f"interrupted at epoch {self.epoch + 1}, step {self.step}; the "
                                           f"checkpoint is saved: run the same command with --resume to continue")
                     self.finish_epoch(stats)
-            table = self.final_evaluation()
+                # every epoch is checkpointed: a stop now ends the evaluation at once, and
+                # --resume runs it again
+                stop.interrupt_now = ("interrupted during the final evaluation; every epoch is saved: run the "
+                                      "same command with --resume to evaluate again")
+                if stop.is_set():
+                    raise Interrupted(stop.interrupt_now)
+                table = self.final_evaluation()
         except Interrupted:
             self._end(started, "interrupted")
             raise
@@ -146,39 +170,60 @@ class Trainer:
 
     # ------------------------------------------------------------------ one epoch
     def train_epoch(self, train_model: nn.Module, stop) -> dict | None:
-        """Trains from (self.epoch, self.step) to the epoch's end; None if stopped early."""
+        """Trains from (self.epoch, self.step) to the epoch's end; None if stopped early.
+
+        The step itself never waits for the device: sums stay on it (``EpochSums``) and
+        are read, and checked for NaN, every ``LOG_EVERY_STEPS`` steps and at the end."""
         self.model.train()
-        sums = self.partial or {"images": 0, "data_s": 0.0, "train_s": 0.0, "losses": {}, "correct": {}}
+        sums = EpochSums(self.partial)
         bar = tqdm(total=self.steps_per_epoch, initial=self.step, leave=False, mininterval=1.0, dynamic_ncols=True,
-                   desc=f"epoch {self.epoch + 1}/{self.recipe.epochs}",
+                   desc=self.runtime.label or f"epoch {self.epoch + 1}/{self.recipe.epochs}",
                    disable=not (self.runtime.progress and self.processes.is_main))
         batches = iter(self.data.train.epoch(self.epoch, start_step=self.step))
+        checked_step, segment_start = self.step, time.perf_counter()
+
+        def read_and_check() -> dict:
+            nonlocal checked_step
+            if self.runtime.on_progress is not None:
+                total = self.recipe.epochs * self.steps_per_epoch
+                self.runtime.on_progress(self.epoch * self.steps_per_epoch + self.step, total)
+            read = sums.read()
+            read["train_s"] += time.perf_counter() - segment_start
+            check_finite(read, f"at epoch {self.epoch + 1}, steps {checked_step + 1}-{self.step}",
+                         self.kept_checkpoint())
+            checked_step = self.step
+            return read
+
         while self.step < self.steps_per_epoch:
-            if self.processes.any(stop.is_set()):
+            # one collective per logging interval under DDP; a local flag otherwise
+            poll = not self.processes.distributed or self.step % LOG_EVERY_STEPS == 0
+            if poll and self.processes.any(stop.is_set()):
                 bar.close()
-                self.partial = sums
+                self.partial = read_and_check()
                 return None
             start = time.perf_counter()
             images, targets = next(batches)
-            loaded = time.perf_counter()
+            sums.data_s += time.perf_counter() - start
             result = self.train_step(train_model, images, targets)
-            done = time.perf_counter()
-            sums["images"] += len(images)
-            sums["data_s"] += loaded - start
-            sums["train_s"] += done - start
-            for name, value in result.losses.items():
-                sums["losses"][name] = sums["losses"].get(name, 0.0) + float(value) * len(images)
-            for role, logits in result.logits.items():
-                sums["correct"][role] = sums["correct"].get(role, 0) + topk_correct(logits, targets, ks=(1,))[0]
+            sums.add(result.losses, result.logits, targets)
             self.step += 1
             self.global_step += 1
             bar.update(1)
-            if self.step % 10 == 0:
-                bar.set_postfix(loss=f"{sum(float(v) for v in result.losses.values()):.3f}",
-                                img_s=f"{sums['images'] / sums['train_s']:.0f}")
+            if self.step % LOG_EVERY_STEPS == 0 and self.step < self.steps_per_epoch:
+                read = read_and_check()
+                bar.set_postfix(loss=f"{sum(read['losses'].values()) / read['images']:.3f}",
+                                img_s=f"{read['images'] / read['train_s']:.0f}")
+                if time.monotonic() - self.last_checkpoint >= 60 * self.runtime.checkpoint_minutes:
+                    self.partial = read  # checked finite just now
+                    self.save_checkpoint()
+        read = read_and_check()  # waits for the device: the epoch's wall time is complete
         bar.close()
         self.partial = None
-        return sums
+        return read
+
+    def kept_checkpoint(self) -> str:
+        return (f"the last good checkpoint, {self.record.checkpoint_file}, is kept"
+                if self.record.checkpoint_file.is_file() else "no checkpoint had been saved yet")
 
     def train_step(self, train_model: nn.Module, images: torch.Tensor, targets: torch.Tensor):
         r = self.recipe
@@ -192,12 +237,6 @@ class Trainer:
             backward=lambda loss: (self.scaler.scale(loss) if self.scaler else loss).backward(),
             autocast=self._autocast, seed=self.spec.seed, global_step=self.global_step, state=self.method_state)
         result = self.method.train_step(images, targets, ctx)
-        total = sum(result.losses.values())
-        if not torch.isfinite(total):
-            kept = (f"the last good checkpoint, {self.record.checkpoint_file}, is kept"
-                    if self.record.checkpoint_file.is_file() else "no checkpoint had been saved yet")
-            raise TrainingDiverged(f"the loss became {float(total)} at epoch {self.epoch + 1}, step {self.step + 1}; "
-                                   f"stopped without saving: {kept} (try a lower learning rate)")
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if r.clip_grad_norm is not None:
@@ -208,7 +247,7 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            self.optimizer.step()
+            self.optimizer_step()
         if self.ema is not None and self.global_step % r.ema_steps == 0:
             self.ema.update_parameters(self.model)
             if self.epoch < r.warmup_epochs:
@@ -230,7 +269,7 @@ class Trainer:
         every = r.eval_all_every
         configs = None if every and self.epoch % every == 0 else self.method.monitor_configs(self.model)
         val = self.evaluate(self.data.val, configs)
-        line = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+        line = {"epoch": self.epoch, "lr": float(self.optimizer.param_groups[0]["lr"])}
         line.update({f"train_loss_{k}": v / sums["images"] for k, v in sums["losses"].items()})
         line.update({f"train_acc1_pct_{k}": 100 * v / sums["images"] for k, v in sums["correct"].items()})
         line.update({f"val_acc1_pct_{row.skip}": row.acc1_pct for row in val})
@@ -261,23 +300,34 @@ class Trainer:
         return self.evaluate_splits({"split": batches}, configs)["split"]
 
     def evaluate_splits(self, splits: dict, configs=None) -> dict:
-        """Results per split; a method that prepares a model per sub-network (AlphaNet's BN
-        recalibration) prepares it once for all splits."""
+        """Results per split with the method's own protocol: stored BatchNorm statistics,
+        or (AlphaNet-style, whose norms are not updated in training) statistics
+        re-estimated per sub-network, once for all splits."""
         model = self.evaluation_model()
         configs = configs or model.configs()
-        if self.method.model_for_eval is None:
+        images = self.method.eval_bn_images(self.spec) if self.method.eval_bn_images else 0
+        if not images:
             return {name: evaluate(model, batches, configs) for name, batches in splits.items()}
-        results = {name: [] for name in splits}
-        for config in configs:
-            prepared = self.method.model_for_eval(model, config, self.data.train, self.spec)
-            for name, batches in splits.items():
-                results[name] += evaluate(prepared, batches, [config])
-        return results
+        return evaluate_recalibrated(model, splits, configs, self.recalibration_images(images))
+
+    def recalibration_images(self, images: int) -> list[torch.Tensor]:
+        """The first ``images`` training images, un-augmented, the same on every rank."""
+        if self._unaugmented_train is None:
+            settings = {**data_settings(self.spec), "augment": False}
+            self._unaugmented_train = load_data(self.spec.dataset, **settings, device=self.device,
+                                                data_path=self.runtime.data_path, workers=self.runtime.workers).train
+        return recalibration_images(self._unaugmented_train, images)
 
     def final_evaluation(self):
+        """Every sub-network on val and test; with ``recalibrate_bn_images``, each also with
+        BatchNorm statistics re-estimated for it (the ``*_recalibrated`` columns)."""
         info = self.data.info
-        splits = self.evaluate_splits({"val": self.data.val, "test": self.data.test})
-        return evaluation_table(self.evaluation_model(), splits, (info.in_channels, info.image_size, info.image_size))
+        model, splits = self.evaluation_model(), {"val": self.data.val, "test": self.data.test}
+        results = self.evaluate_splits(splits)
+        again, images = None, self.recipe.recalibrate_bn_images
+        if images and has_batch_norm(model):
+            again = evaluate_recalibrated(model, splits, model.configs(), self.recalibration_images(images))
+        return evaluation_table(model, results, (info.in_channels, info.image_size, info.image_size), again)
 
     # ------------------------------------------------------------------ checkpoints
     def _model_payload(self) -> dict:
@@ -301,6 +351,7 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         })
         torch_save(self.record.checkpoint_file, payload)
+        self.last_checkpoint = time.monotonic()
 
     def resume_point(self) -> tuple[dict | None, dict]:
         """(where training resumes, what the record's segment notes). ``--resume`` of an
@@ -385,13 +436,18 @@ def mixup_cutmix(recipe, num_classes: int):
 @contextmanager
 def stop_requests():
     """An Event set by SIGINT/SIGTERM, so the loop can stop after the step in progress and
-    save a checkpoint. A second SIGINT interrupts at once."""
+    save a checkpoint. A second SIGINT interrupts at once. Once ``event.interrupt_now`` holds
+    a message (nothing left to save), a signal raises ``Interrupted`` with it at once."""
     event = threading.Event()
+    event.interrupt_now = None
     if threading.current_thread() is not threading.main_thread():
         yield event
         return
 
     def request(signum, frame):
+        if event.interrupt_now:
+            event.set()
+            raise Interrupted(event.interrupt_now)
         if event.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         event.set()

@@ -123,7 +123,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         return result
 
     monkeypatch.setitem(METHODS._entries, "individual", dataclasses.replace(method, train_step=poisoned))
-    with pytest.raises(TrainingDiverged, match="nan at epoch 2, step 5; stopped without saving: the last good"):
+    # read at the epoch's end (16 steps < LOG_EVERY_STEPS): the message names the steps since the last read
+    with pytest.raises(TrainingDiverged, match="nan at epoch 2, steps 1-16; stopped without saving: the last good"):
         train(spec, quiet(tmp_path))
     run_dir = tmp_path / "smoke" / "runs" / spec.run_id
     saved = torch.load(run_dir / "checkpoint.pt", weights_only=True)

@@ -66,6 +66,13 @@ def find_files(folder: Path) -> dict[str, Path] | None:
     return found or None
 
 
+def file_checksums(paths) -> tuple[tuple[str, str], ...]:
+    """(path, sha256) of each file a data set was read from: the run record's provenance."""
+    import hashlib
+
+    return tuple((str(path), hashlib.sha256(Path(path).read_bytes()).hexdigest()) for path in paths)
+
+
 def read_files(files: dict[str, Path]) -> ImageSet:
     arrays = {key: read_idx(path, 3 if key.endswith("images") else 1) for key, path in files.items()}
     for part in ("train", "test"):
@@ -77,7 +84,8 @@ def read_files(files: dict[str, Path]) -> ImageSet:
             raise ReproError(f"{files[f'{part}_labels']} has label {int(labels.max())}; "
                              f"Fashion-MNIST labels are 0..{NUM_CLASSES - 1}")
     return ImageSet(arrays["train_images"][:, None], arrays["train_labels"].long(),
-                    arrays["test_images"][:, None], arrays["test_labels"].long(), NUM_CLASSES, MEAN, STD)
+                    arrays["test_images"][:, None], arrays["test_labels"].long(), NUM_CLASSES, MEAN, STD,
+                    sources=file_checksums(files.values()))
 
 
 def download(root: Path, searched: list[Path]) -> ImageSet:
@@ -92,8 +100,9 @@ def download(root: Path, searched: list[Path]) -> ImageSet:
                          f"({type(error).__name__}); install Debian's dataset-fashion-mnist or pass "
                          f"--data-path to a folder with the four idx files") from None
     (train, test) = parts
+    raw = sorted(Path(train.raw_folder).glob("*-ubyte*"))
     return ImageSet(train.data[:, None].contiguous(), train.targets.long(), test.data[:, None].contiguous(),
-                    test.targets.long(), NUM_CLASSES, MEAN, STD)
+                    test.targets.long(), NUM_CLASSES, MEAN, STD, sources=file_checksums(raw))
 
 
 def read_fashion_mnist(data_path: str | None = None) -> ImageSet:

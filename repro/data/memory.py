@@ -32,6 +32,7 @@ class ImageSet:
     num_classes: int
     mean: tuple[float, ...]  # per channel, of pixels scaled to [0, 1]
     std: tuple[float, ...]
+    sources: tuple[tuple[str, str], ...] = ()  # (file, sha256) it was read from
 
 
 class Normalize:
@@ -128,7 +129,7 @@ def memory_splits(data: ImageSet, options: LoadOptions, default_val_size: int) -
 
     _, c, h, _ = data.train_images.shape
     info = DatasetInfo(options.name, data.num_classes, c, h, tuple(data.mean), tuple(data.std),
-                       len(train), len(val), len(test))
+                       len(train), len(val), len(test), sources=data.sources)
     return DataSplits(
         info,
         train=ShuffledBatches(*part(data.train_images, data.train_labels, train), normalize, options),

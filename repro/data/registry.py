@@ -29,6 +29,7 @@ class DatasetInfo:
     train_size: int  # images in each split, over all ranks
     val_size: int
     test_size: int
+    sources: tuple[tuple[str, str], ...] = ()  # (file, sha256) the images were read from, where known
 
 
 class Batches(Protocol):
