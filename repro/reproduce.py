@@ -60,13 +60,18 @@ def select_artifacts(names: list[str]) -> list[Artifact]:
     return [ARTIFACTS.get(name) for name in dict.fromkeys(names)]
 
 
+def run_needs(art: Artifact, study: Study) -> list[RunNeed]:
+    """The artifact's runs, of the study's ``only_archs`` when it names some."""
+    return [need for need in art.runs(study) if not study.only_archs or need.arch in study.only_archs]
+
+
 def plan_runs(artifacts: list[Artifact], study: Study, seeds: int, results_dir) -> dict[str, PlannedRun]:
     """Every run the artifacts need, once, keyed by run id."""
     if seeds < 1:
         raise ReproError(f"--seeds {seeds}: need at least one seed")
     plan: dict[str, PlannedRun] = {}
     for art in artifacts:
-        for need in art.runs(study):
+        for need in run_needs(art, study):
             for seed in range(seeds):
                 spec = spec_for(need, study, seed)
                 entry = plan.setdefault(spec.run_id, PlannedRun(spec, RunRecord(run_directory(results_dir, spec))))
@@ -82,9 +87,9 @@ TEACHER_READERS = ("kd_individual",)  # methods that read finished runs of the s
 
 
 def training_order(runs) -> list[PlannedRun]:
-    """Teachers first: kd_individual runs read the finished individual networks."""
-    rank = {"individual": 0, "kd_individual": 2}
-    return sorted(runs, key=lambda p: rank.get(p.spec.method, 1))
+    """Teachers first (kd_individual runs read the finished individual networks), then seed
+    by seed, so that an interrupted study has whole seeds rather than one seed of everything."""
+    return sorted(runs, key=lambda p: (p.spec.method in TEACHER_READERS, p.spec.seed))
 
 
 def measured_rates(results_dir) -> dict[tuple, list[float]]:
@@ -173,10 +178,10 @@ def describe_measurements(artifacts: list[Artifact], study: Study, plan: dict[st
 
 
 def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: Runtime = Runtime(), *,
-              dry_run: bool = False, echo=print, jobs: int = 1) -> list[Path]:
-    """Trains what is missing (``jobs`` runs at once) and writes the artifacts; returns the
-    files written."""
-    study = study_for(preset)
+              dry_run: bool = False, echo=print, jobs: int = 1, archs: tuple[str, ...] = ()) -> list[Path]:
+    """Trains what is missing (``jobs`` runs at once) and writes the artifacts (of the
+    architectures ``archs`` only, when given); returns the files written."""
+    study = dataclasses.replace(study_for(preset), only_archs=tuple(archs))
     artifacts = select_artifacts(names)
     check_writable(Path(runtime.results_dir) / preset / "tables" / "table.csv")
     plan = plan_runs(artifacts, study, seeds, runtime.results_dir)
@@ -246,7 +251,7 @@ def finished_runs(art: Artifact, study: Study, plan: dict[str, PlannedRun], seed
                   planned: bool = False) -> list[FinishedRun]:
     """The artifact's runs, which must have finished (``planned``: or be about to be trained)."""
     runs = []
-    for need in art.runs(study):
+    for need in run_needs(art, study):
         for seed in range(seeds):
             entry = plan[spec_for(need, study, seed).run_id]
             if not planned and not entry.record.is_finished():

@@ -33,6 +33,7 @@ class Study:
     width_resolution: int  # Figure 6a: ResNet50 depth vs width variants at this input size
     cam_images: int = 4
     norm_images: int = 256
+    only_archs: tuple[str, ...] = ()  # reproduce --arch: the runs (and table rows) of these architectures only
 
 
 STUDIES = {
