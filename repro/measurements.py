@@ -124,11 +124,11 @@ def _arch_shape(arch: str) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------- Table 2
 def _epoch_images(study: Study) -> int:
     """ImageNet's epoch for ImageNet-size networks, else the study's own data set."""
-    from repro.reproduce import TRAIN_IMAGES
+    from repro.data import DATASETS
     from repro.step_timing import IMAGENET_TRAIN_IMAGES
     if ARCHS.get(study.timing_arch).resolution >= 224:
         return IMAGENET_TRAIN_IMAGES
-    return TRAIN_IMAGES[study.dataset]
+    return DATASETS.get(study.dataset).train_images
 
 
 @measurement("timing", lambda s: {"arch": s.timing_arch, "batch": s.timing_batch, "steps": s.timing_steps,

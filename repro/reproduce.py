@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from repro.artifacts import ARTIFACTS, Artifact, ArtifactInputs, RunNeed
+from repro.data import DATASETS
 from repro.errors import ReproError
 from repro.files import atomic_write, check_writable, write_json, write_text
 from repro.measurements import MEASUREMENTS, FinishedRun, MeasureContext, cache_files, is_cached, measure
@@ -29,8 +30,6 @@ from repro.specs import RunSpec
 from repro.study import Study, study_for
 from repro.train import Interrupted, Runtime, train
 
-# Training images per epoch of each data set (after the validation hold-out).
-TRAIN_IMAGES = {"fashion_mnist": 55_000, "cifar10": 45_000, "cifar100": 45_000, "imagenet": 1_271_167, "fake": 192}
 # Images per second of an individual full-depth network's training step on 2 CPU cores
 # (measured here on the quick preset), and each method's cost relative to it.
 CPU_IMAGES_PER_S = {"resnet_mini": 400.0, "vit_mini": 300.0, "mobilenet_v2_mini": 150.0}
@@ -113,7 +112,8 @@ def expected_seconds(spec: RunSpec, rates: dict[tuple, list[float]]) -> float | 
     method (``measured_rates``) if there are any, else from the measured rates above. None
     when unknown."""
     r = spec.recipe
-    images = r.epochs * min(r.train_subset or TRAIN_IMAGES.get(spec.dataset, 0), TRAIN_IMAGES.get(spec.dataset, 0))
+    epoch = DATASETS.get(spec.dataset).train_images
+    images = r.epochs * min(r.train_subset or epoch, epoch)
     rates = rates.get((spec.arch, spec.method, r.batch_size))
     if rates:
         rate = sorted(rates)[len(rates) // 2]
@@ -340,6 +340,16 @@ def save_figure(figure, path: Path) -> Path:
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format=path.suffix[1:], dpi=150, bbox_inches="tight"))
 
 
+def code_identity_line(runs: list[FinishedRun]) -> str:
+    """Which commits the runs were started from (and whether the code differed from them)."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        git = run.record.env().get("git") or {}
+        name = (git.get("commit") or "unknown")[:10] + (" (uncommitted changes)" if git.get("dirty") else "")
+        counts[name] = counts.get(name, 0) + 1
+    return "Runs trained from commit " + ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in counts.items()) + "."
+
+
 def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun]) -> str:
     from analysis.aggregate import to_markdown
     from analysis.verdicts import RULE, verdicts
@@ -348,7 +358,7 @@ def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun]) 
     lines = [f"# {art.name}: {art.title}", "",
              f"Preset `{study.preset}`, data set `{study.dataset}`, seeds {', '.join(map(str, seeds)) or '-'}; "
              f"written by `python cli.py reproduce {art.name} --preset {study.preset}` from the run records listed "
-             f"in `{art.name}.provenance.json`.", ""]
+             f"in `{art.name}.provenance.json`.", "", code_identity_line(runs), ""]
     if study.dataset != "imagenet":
         lines += ["Our networks are the CPU-sized analogues on a small data set; the paper's columns are its "
                   "ImageNet numbers (see analysis/reference/paper.csv). Compare directions and gaps, not values.", ""]

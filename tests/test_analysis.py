@@ -252,3 +252,23 @@ def test_tables_keep_our_data_set_beside_the_arch(evals):
     assert table["arch"].tolist() == ["vit_mini"] * 4 + ["resnet_mini"] * 4
     assert table["paper_model"].tolist() == ["ViT-b/16"] * 4 + ["ResNet50"] * 4
     assert "| cifar100 " in to_markdown(analysis.table6(rows, load_reference()))
+
+
+def test_importing_analysis_does_not_load_torch():
+    """analysis/ is pandas and matplotlib only: a fresh interpreter imports all of it
+    without torch (repro's public names load lazily)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, analysis, analysis.aggregate, analysis.tables, analysis.verdicts, analysis.figures, "
+            "analysis.reference; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_table1_shows_recalibrated_accuracy_beside_the_stored(evals):
+    recal = evals.assign(acc1_pct_recalibrated=evals["acc1_pct"] + 1.0)
+    table = analysis.table1(recal, load_reference())
+    assert {"acc1_recal_pct", "acc1_recal_std", "delta_vs_individual_recal_pct"} <= set(table.columns)
+    assert (table["acc1_recal_pct"] - table["acc1_pct"]).round(6).eq(1.0).all()
+    assert "acc1_recal_pct" not in analysis.table1(evals, load_reference()).columns  # older records: stored only

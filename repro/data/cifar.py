@@ -41,11 +41,13 @@ def read_cifar(name: str, data_path: str | None = None) -> ImageSet:
                     torch.tensor(test.targets, dtype=torch.int64), len(train.classes), mean, std)
 
 
-@register_dataset("cifar10", "CIFAR-10: 32x32 colour images, 10 classes, 50k train / 10k test")
+@register_dataset("cifar10", "CIFAR-10: 32x32 colour images, 10 classes, 50k train / 10k test",
+                  train_images=45_000)
 def cifar10(options: LoadOptions) -> DataSplits:
     return memory_splits(read_cifar("cifar10", options.data_path), options, default_val_size=5000)
 
 
-@register_dataset("cifar100", "CIFAR-100: 32x32 colour images, 100 classes, 50k train / 10k test")
+@register_dataset("cifar100", "CIFAR-100: 32x32 colour images, 100 classes, 50k train / 10k test",
+                  train_images=45_000)
 def cifar100(options: LoadOptions) -> DataSplits:
     return memory_splits(read_cifar("cifar100", options.data_path), options, default_val_size=5000)

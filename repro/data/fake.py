@@ -35,7 +35,8 @@ def make_fake(shape: tuple[int, int, int] = SHAPE, num_train: int = SIZES[0] + S
                     (0.5,) * c, (UNIFORM_STD,) * c)
 
 
-@register_dataset("fake", "random images of any shape (default 3x224x224, 1000 classes) for smoke tests")
+@register_dataset("fake", "random images of any shape (default 3x224x224, 1000 classes) for smoke tests",
+                  train_images=192)
 def fake(options: LoadOptions) -> DataSplits:
     shape = tuple(options.fake_shape or SHAPE)
     sizes = tuple(options.fake_sizes or SIZES)

@@ -140,7 +140,8 @@ class LoaderBatches:
             yield images, labels.to(o.device, non_blocking=True)
 
 
-@register_dataset("imagenet", "ImageNet-1k (ILSVRC 2012) from data_path/{train,val}/<class>/ folders")
+@register_dataset("imagenet", "ImageNet-1k (ILSVRC 2012) from data_path/{train,val}/<class>/ folders",
+                  train_images=1_271_167)
 def imagenet(options: LoadOptions) -> DataSplits:
     if not options.data_path:
         raise ReproError("imagenet needs --data-path: a folder with train/ and val/ class folders")

@@ -119,6 +119,7 @@ def read_fashion_mnist(data_path: str | None = None) -> ImageSet:
     return download(Path(data_path).expanduser() if data_path else CACHE_FOLDER.expanduser(), folders)
 
 
-@register_dataset("fashion_mnist", "Fashion-MNIST: 28x28 grey clothing images, 10 classes, 60k train / 10k test")
+@register_dataset("fashion_mnist", "Fashion-MNIST: 28x28 grey clothing images, 10 classes, 60k train / 10k test",
+                  train_images=55_000)
 def fashion_mnist(options: LoadOptions) -> DataSplits:
     return memory_splits(read_fashion_mnist(options.data_path), options, default_val_size=5000)

@@ -92,14 +92,15 @@ class DatasetEntry:
     name: str
     load: Callable[[LoadOptions], DataSplits]
     description: str
+    train_images: int  # one epoch's training images with the default validation hold-out
 
 
 DATASETS: Registry[DatasetEntry] = Registry("data set")
 
 
-def register_dataset(name: str, description: str):
+def register_dataset(name: str, description: str, *, train_images: int):
     """Decorator registering ``fn(options: LoadOptions) -> DataSplits`` under ``name``."""
-    return DATASETS.register(name, lambda fn: DatasetEntry(name, fn, description))
+    return DATASETS.register(name, lambda fn: DatasetEntry(name, fn, description, train_images))
 
 
 def load_data(name: str, *, batch_size: int, eval_batch_size: int | None = None, device="cpu",
