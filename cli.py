@@ -267,6 +267,53 @@ def norms(checkpoint, arch, dataset, skip, images, bn_drift, data_path, output):
     write_table(residual_norm_ratios(model, x, skip), output)
 
 
+@cli.command("select")
+@click.argument("checkpoint", type=CHECKPOINT)
+@click.option("--budget-ms", type=POSITIVE_FLOAT, help="Latency budget per forward pass of a batch.")
+@click.option("--budget-gflops", type=POSITIVE_FLOAT, help="GFLOPs budget per image.")
+@click.option("--budget-mj", type=POSITIVE_FLOAT, help="Energy budget per forward pass of a batch (needs a counter).")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@click.option("--batch-size", type=POSITIVE_INT, default=1, show_default=True)
+@click.option("--threads", type=POSITIVE_INT, help="CPU threads (default: torch's setting).")
+@click.option("--repeats", type=POSITIVE_INT, default=30, show_default=True, help="Timed interleaved rounds.")
+@click.option("--remeasure", is_flag=True, help="Measure again even if a cached measurement exists.")
+@click.option("--dataset", type=click.Choice(DATASETS.names()), help="For an evaluation: default the run's, else fashion_mnist.")
+@click.option("--test-subset", type=POSITIVE_INT, help="Evaluate on the first N test images instead of reading the run's eval.csv.")
+@click.option("--data-path", type=EXISTING_FOLDER)
+@click.option("--output", type=OUTPUT_FILE, help="Also write the frontier as CSV (input of repro.AdaptiveRunner).")
+def select_command(checkpoint, budget_ms, budget_gflops, budget_mj, device, batch_size, threads, repeats, remeasure,
+                   dataset, test_subset, data_path, output):
+    """The most accurate sub-network within a budget on this device, and the Pareto frontier:
+    latency (and energy) measured here or reused from a cache, accuracy from the run's
+    eval.csv or an evaluation."""
+    from repro.checkpoints import load_checkpoint
+    from repro.deploy import checkpoint_accuracy, select
+
+    model = load_checkpoint(checkpoint, ema=True)  # the weights our runs evaluate
+    accuracy, source = checkpoint_accuracy(checkpoint, model, dataset=dataset, data_path=data_path,
+                                           test_subset=test_subset, device=device)
+    choice = select(model, accuracy, budget_ms=budget_ms, budget_gflops=budget_gflops, budget_mj=budget_mj,
+                    device=device, batch_size=batch_size, threads=threads, repeats=repeats, remeasure=remeasure)
+    click.echo(f"best: {choice.summary()}")
+    click.echo(f"accuracy: {source}; latency: {choice.measurement} ({device}, batch {batch_size})")
+    write_table(choice.frontier, output)
+
+
+@cli.command("export")
+@click.argument("checkpoint", type=CHECKPOINT)
+@click.option("--skip", required=True, help="The sub-network, e.g. TTFF (or super, base).")
+@click.option("--format", "format_", type=click.Choice(["onnx", "pt2"]), default="onnx", show_default=True)
+@click.option("--output", type=OUTPUT_FILE, required=True)
+def export_command(checkpoint, skip, format_, output):
+    """Write one sub-network as a plain network: ONNX or a torch.export ExportedProgram (.pt2)."""
+    from repro.checkpoints import load_checkpoint
+    from repro.deploy import export_subnetwork
+
+    model = load_checkpoint(checkpoint, ema=True)
+    export_subnetwork(model, skip, output, format_)
+    click.echo(f"wrote {output} ({model.parse_skip(skip)} of {model.config.arch}, {format_})")
+
+
 def artifact_names():
     from repro.artifacts import ARTIFACTS
 
