@@ -10,10 +10,26 @@ Public API::
     runner = repro.AdaptiveRunner(model, choice.table)            # per-request budgets, thread-safe
     repro.export_subnetwork(model, "TTFF", "ttff.onnx")           # ONNX or torch.export (.pt2)
 """
-from repro.checkpoints import load_checkpoint, save_checkpoint
-from repro.deploy import AdaptiveRunner, export_subnetwork, select
-from repro.models import ARCHS, build_individual, build_model, extract_subnetwork
-from repro.skip import SkipConfig
+import importlib
 
-__all__ = ["ARCHS", "AdaptiveRunner", "SkipConfig", "build_individual", "build_model", "export_subnetwork",
-           "extract_subnetwork", "load_checkpoint", "save_checkpoint", "select"]
+# The public names and where they live. Imported on first use (PEP 562), so that light
+# modules such as repro.errors and repro.skip load without torch (analysis/ imports them).
+_EXPORTS = {
+    "load_checkpoint": "repro.checkpoints", "save_checkpoint": "repro.checkpoints",
+    "AdaptiveRunner": "repro.deploy", "export_subnetwork": "repro.deploy", "select": "repro.deploy",
+    "ARCHS": "repro.models", "build_individual": "repro.models", "build_model": "repro.models",
+    "extract_subnetwork": "repro.models", "SkipConfig": "repro.skip",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'repro' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
