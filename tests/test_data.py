@@ -254,9 +254,21 @@ def test_missing_fashion_mnist_without_network_says_where_it_looked(tmp_path, mo
 
     monkeypatch.setattr(idx, "DEBIAN_FOLDER", tmp_path / "not-installed")
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
-    message = one_line_error("dataset-fashion-mnist", load_data, "fashion_mnist", batch_size=4,
-                             data_path=str(tmp_path / "empty"))
+    message = one_line_error("dataset-fashion-mnist", load_data, "fashion_mnist", batch_size=4)
     assert str(tmp_path / "not-installed") in message and "--data-path" in message
+
+
+def test_an_explicit_data_path_is_never_replaced_by_the_default_copy(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(idx, "DEBIAN_FOLDER", tiny_fashion_folder(tmp_path))  # a default copy exists
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    (tmp_path / "empty").mkdir()
+    message = one_line_error("not found", load_data, "fashion_mnist", batch_size=4, data_path=str(tmp_path / "empty"))
+    assert str(tmp_path / "empty") in message
 
 
 # ---------------------------------------------------------------- CIFAR (no network)

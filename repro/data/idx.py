@@ -107,11 +107,12 @@ def download(root: Path, searched: list[Path]) -> ImageSet:
 
 def read_fashion_mnist(data_path: str | None = None) -> ImageSet:
     """The whole of Fashion-MNIST: from ``data_path`` (or its torchvision layout
-    ``FashionMNIST/raw``), else Debian's folder, else a torchvision download."""
+    ``FashionMNIST/raw``, else a torchvision download into it), or without one from Debian's
+    folder, else a torchvision download into the cache."""
     folders = [DEBIAN_FOLDER]
-    if data_path:
+    if data_path:  # an explicit folder is never silently replaced by the default copy
         root = Path(data_path).expanduser()
-        folders = [root, root / "FashionMNIST" / "raw", DEBIAN_FOLDER]
+        folders = [root, root / "FashionMNIST" / "raw"]
     for folder in folders:
         files = find_files(folder)
         if files:
