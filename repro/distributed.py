@@ -47,10 +47,11 @@ def resolve_device(choice: str) -> torch.device:
 
 
 def start(choice: str = "auto") -> Processes:
-    """Joins the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    """Joins the process group when launched by torchrun (one process too: NCCL/gloo start the
+    same way as on several)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(choice)
-    if world_size == 1:
+    if world_size == 1 and "TORCHELASTIC_RUN_ID" not in os.environ:  # a plain process, not torchrun
         return Processes(0, 1, device)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
