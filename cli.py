@@ -66,7 +66,7 @@ def write_table(table, output) -> None:
 @cli.command()
 def archs():
     """List the registered architectures with their stages and super/base-net GFLOPs."""
-    from repro.flops import arch_summary
+    from repro.measure.flops import arch_summary
 
     click.echo(arch_summary().to_string(index=False))
 
@@ -79,7 +79,7 @@ def archs():
 @click.option("--output", type=OUTPUT_FILE, help="Also write the table as CSV.")
 def flops(arch, resolution, in_channels, split, output):
     """GFLOPs (multiply-adds) and parameters of every sub-network."""
-    from repro.flops import flops_table
+    from repro.measure.flops import flops_table
     from repro.models import build_model
 
     model = build_model(arch, in_channels=in_channels, image_size=resolution, split=parse_split(split))
@@ -226,7 +226,7 @@ def latency(arch, checkpoint, device, batch_size, threads, repeats, resolution, 
     every sub-network, each timed as the plain network one would deploy; all networks
     measured alike, in one interleaved comparison."""
     from repro.checkpoints import load_checkpoint
-    from repro.measure import measure_depth_and_width, measure_latency
+    from repro.measure.latency import measure_depth_and_width, measure_latency
     from repro.models import build_model
 
     model = load_checkpoint(checkpoint, arch) if checkpoint else build_model(arch, image_size=resolution)
@@ -253,7 +253,7 @@ def norms(checkpoint, arch, dataset, skip, images, bn_drift, data_path, output):
     from repro.checkpoints import checkpoint_dataset, load_checkpoint
     from repro.data import sample_images
     from repro.evaluate import check_model_fits_data
-    from repro.probes import residual_norm_ratios
+    from repro.measure.probes import residual_norm_ratios
 
     model = load_checkpoint(checkpoint, arch)
     dataset = dataset or checkpoint_dataset(checkpoint) or "fashion_mnist"

@@ -17,8 +17,8 @@ import torchvision
 from torchvision.models.resnet import Bottleneck, ResNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from repro.measure.interleaved import time_interleaved  # noqa: E402
 from repro.models import build_model  # noqa: E402
-from repro.timing import time_interleaved  # noqa: E402
 
 
 def main() -> None:

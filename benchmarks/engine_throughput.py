@@ -10,7 +10,7 @@ between them, one thread each by default, against one process using them all).
     python benchmarks/engine_throughput.py [--steps 12] [--jobs 2] [--no-compile] [--device cpu|cuda]
 
 Writes results/benchmarks/engine_throughput-<device>.json with provenance and prints the
-table. In-process modes are timed interleaved (repro.timing.time_interleaved).
+table. In-process modes are timed interleaved (repro.measure.interleaved.time_interleaved).
 """
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from repro.files import write_json  # noqa: E402
+from repro.measure.interleaved import time_interleaved  # noqa: E402
+from repro.measure.train_cost import Workload  # noqa: E402
 from repro.runs import collect_environment, command_line  # noqa: E402
-from repro.step_timing import Workload  # noqa: E402
-from repro.timing import time_interleaved  # noqa: E402
 
 ARCH, BATCH, SHAPE, CLASSES = "resnet_mini", 128, (1, 28, 28), 10
 STEPS = {"adn": ("adn", None), "individual FFFF": ("individual", "FFFF")}

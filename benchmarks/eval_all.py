@@ -18,9 +18,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from repro.data import load_data  # noqa: E402
 from repro.evaluate import evaluate  # noqa: E402
-from repro.flops import subnetwork_costs  # noqa: E402
+from repro.measure.flops import subnetwork_costs  # noqa: E402
+from repro.measure.interleaved import time_interleaved  # noqa: E402
 from repro.models import build_model  # noqa: E402
-from repro.timing import time_interleaved  # noqa: E402
 
 
 def compare(title: str, model, batches, input_shape, repeats: int) -> None:

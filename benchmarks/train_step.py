@@ -25,12 +25,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from repro.measure.interleaved import time_interleaved  # noqa: E402
+from repro.measure.train_cost import Workload, make_workloads, table2_methods  # noqa: E402
 from repro.methods.losses import soft_cross_entropy  # noqa: E402
 from repro.models import num_stages  # noqa: E402
 from repro.skip import SkipConfig  # noqa: E402
 from repro.specs import MethodOptions  # noqa: E402
-from repro.step_timing import Workload, make_workloads, table2_methods  # noqa: E402
-from repro.timing import time_interleaved  # noqa: E402
 
 
 def pass_timer(model, images, targets, config):

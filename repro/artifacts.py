@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from repro.measure.train_cost import table2_methods
 from repro.models import has_shortcut_norms, num_stages, official_split
 from repro.registry import Registry
-from repro.step_timing import table2_methods
 from repro.study import Study
 
 

@@ -98,7 +98,7 @@ def evaluation_table(model: nn.Module, splits: dict[str, list[SubnetResult]], in
     loss_recalibrated`` (BatchNorm statistics re-estimated per sub-network)."""
     import pandas as pd
 
-    from repro.flops import subnetwork_costs
+    from repro.measure.flops import subnetwork_costs
 
     configs = [row.skip for row in next(iter(splits.values()))]
     costs = {c.skip: c for c in subnetwork_costs(model, input_shape, configs)}

@@ -125,7 +125,7 @@ def _arch_shape(arch: str) -> tuple[int, int, int]:
 def _epoch_images(study: Study) -> int:
     """ImageNet's epoch for ImageNet-size networks, else the study's own data set."""
     from repro.data import DATASETS
-    from repro.step_timing import IMAGENET_TRAIN_IMAGES
+    from repro.measure.train_cost import IMAGENET_TRAIN_IMAGES
     if ARCHS.get(study.timing_arch).resolution >= 224:
         return IMAGENET_TRAIN_IMAGES
     return DATASETS.get(study.dataset).train_images
@@ -134,7 +134,7 @@ def _epoch_images(study: Study) -> int:
 @measurement("timing", lambda s: {"arch": s.timing_arch, "batch": s.timing_batch, "steps": s.timing_steps,
                                   "epoch_images": _epoch_images(s)})
 def timing(ctx: MeasureContext):
-    from repro.step_timing import time_training_steps
+    from repro.measure.train_cost import time_training_steps
     s = ctx.study
     return time_training_steps(s.timing_arch, input_shape=_arch_shape(s.timing_arch),
                                num_classes=ARCHS.get(s.timing_arch).num_classes, batch_size=s.timing_batch, steps=s.timing_steps, device=ctx.device,
@@ -144,7 +144,7 @@ def timing(ctx: MeasureContext):
 # --------------------------------------------------------------------------- Figures 5 and 6
 @measurement("latency", lambda s: {"arch": s.convnet, "repeats": s.latency_repeats, "batch_size": 1})
 def latency(ctx: MeasureContext):
-    from repro.measure import measure_latency
+    from repro.measure.latency import measure_latency
     s = ctx.study
     return measure_latency(build_model(s.convnet), _arch_shape(s.convnet), device=ctx.device,
                            repeats=s.latency_repeats)
@@ -154,7 +154,7 @@ def latency(ctx: MeasureContext):
                                                "repeats": s.latency_repeats, "batch_size": 1})
 def depth_width_latency(ctx: MeasureContext):
     """ResNet50's sub-networks and width variants in one interleaved comparison (Figure 6a)."""
-    from repro.measure import measure_depth_and_width
+    from repro.measure.latency import measure_depth_and_width
     r = ctx.study.width_resolution
     return measure_depth_and_width(build_model("resnet50"), (3, r, r), device=ctx.device,
                                    repeats=ctx.study.latency_repeats)
@@ -168,7 +168,7 @@ def _study_archs(study: Study) -> list[str]:
 
 @measurement("layouts", lambda s: {"archs": _study_archs(s)})
 def layouts(ctx: MeasureContext):
-    from repro.flops import arch_summary
+    from repro.measure.flops import arch_summary
     table = arch_summary(_study_archs(ctx.study))
     return table.rename(columns={"mandatory/skippable": "split", "super_params_m": "params_m"})
 
@@ -184,7 +184,7 @@ def norms(ctx: MeasureContext):
     import pandas as pd
 
     from repro.data import sample_images
-    from repro.probes import residual_norm_ratios
+    from repro.measure.probes import residual_norm_ratios
     images, _, _ = sample_images(ctx.study.dataset, ctx.study.norm_images, data_path=ctx.data_path)
     tables = []
     for run in _adn_and_individual(ctx):
@@ -200,7 +200,7 @@ CAM_STAGE = 3
 @measurement("cams", lambda s: {"arch": s.convnet, "images": s.cam_images, "stage": CAM_STAGE}, _adn_and_individual)
 def cams(ctx: MeasureContext):
     from repro.data import sample_images
-    from repro.probes import stage_grad_cams
+    from repro.measure.probes import stage_grad_cams
     images, _, _ = sample_images(ctx.study.dataset, ctx.study.cam_images, data_path=ctx.data_path)
     runs = {r.method: r for r in reversed(_adn_and_individual(ctx))}  # the first seed of each
     models = {method: _trained_model(run) for method, run in runs.items()}  # each loaded once

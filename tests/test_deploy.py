@@ -18,7 +18,7 @@ from repro.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from repro.deploy.frontier import best_within, pareto_frontier  # noqa: E402
 from repro.deploy.runner import shared_subnetwork  # noqa: E402
 from repro.errors import ReproError  # noqa: E402
-from repro.flops import flops_table  # noqa: E402
+from repro.measure.flops import flops_table  # noqa: E402
 from repro.models import build_individual, build_model  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -9,9 +9,9 @@ import torch
 
 from repro import capture
 from repro.accounting import EpochSums, TrainingDiverged, check_finite
+from repro.measure.train_cost import Workload
 from repro.presets import make_spec
 from repro.run_pool import FINISHED, train_concurrently
-from repro.step_timing import Workload
 from repro.train import Runtime, train
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -1,7 +1,7 @@
 """FLOP goldens: fvcore's convention plus attention products (paper Tables 1 and 6)."""
 import pytest
 
-from repro.flops import count_flops, subnetwork_costs
+from repro.measure.flops import count_flops, subnetwork_costs
 from repro.models import ARCHS, build_model
 from repro.skip import SkipConfig
 
@@ -102,7 +102,7 @@ def test_new_families_count_like_plain_torchvision(arch):
 
 
 def test_arch_summary_is_counted_once_then_read_from_the_cache(tmp_path, monkeypatch):
-    from repro import flops
+    from repro.measure import flops
 
     monkeypatch.setenv("HOME", str(tmp_path))
     first = flops.arch_summary(["resnet_mini"])

@@ -1,22 +1,21 @@
-"""Latency/energy tables (repro.measure) and hardware energy counters (repro.energy)."""
+"""Latency/energy tables (repro.measure.latency) and hardware energy counters (repro.measure.energy)."""
 import copy
 import functools
 import math
 import sys
 import types
-
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
 
-from repro import energy, measure, timing
-from repro.energy import SOURCES, EnergyMeter, counter_resolution_mj, measure_energy
 from repro.errors import ReproError
-from repro.flops import count_flops, count_params
-from repro.measure import (COLUMNS, measure_depth_and_width, measure_latency, measure_networks,
-                           measure_width_latency, width_variants)
+from repro.measure import energy, interleaved, latency
+from repro.measure.energy import SOURCES, EnergyMeter, counter_resolution_mj, measure_energy
+from repro.measure.flops import count_flops, count_params
+from repro.measure.latency import (COLUMNS, measure_depth_and_width, measure_latency, measure_networks,
+                                   measure_width_latency, width_variants)
 from repro.models import build_individual, build_model, extract_subnetwork
 
 SHAPE = (1, 28, 28)
@@ -138,7 +137,7 @@ def test_the_same_network_under_two_labels_is_treated_alike(monkeypatch):
     and input, interleaved; with a clock that charges every forward pass alike, their
     timings come out identical."""
     clock, calls = FakeClock(), []
-    monkeypatch.setattr(measure, "time_interleaved", functools.partial(timing.time_interleaved, clock=clock))
+    monkeypatch.setattr(latency, "time_interleaved", functools.partial(interleaved.time_interleaved, clock=clock))
     net = extract_subnetwork(build_model("resnet_mini"), "FFFF")
     networks = {"FFFF": net, "width x1.00": copy.deepcopy(net)}
 

@@ -6,7 +6,7 @@ from torch import nn
 
 from repro.errors import ReproError
 from repro.models import build_individual, build_model
-from repro.probes import residual_norm_ratios, stage_grad_cams
+from repro.measure.probes import residual_norm_ratios, stage_grad_cams
 
 COLUMNS = ["stage", "block", "role", "path", "ratio_mean", "ratio_std", "images"]
 

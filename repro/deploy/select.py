@@ -1,7 +1,7 @@
 """Choosing the sub-network for a device and a budget (issue 17).
 
 ``select(model, accuracy, budget_ms=...)`` measures every sub-network of ``model`` on this
-device (``repro.measure.measure_latency``, one fair interleaved comparison) or reuses a
+device (``repro.measure.latency.measure_latency``, one fair interleaved comparison) or reuses a
 cached measurement of the same architecture, input, batch size, threads and device, joins
 it with the sub-networks' accuracy, and returns the Pareto frontier over the budget's cost
 with the most accurate sub-network within the budget::
@@ -114,7 +114,7 @@ def measure_subnetworks(model, input_shape=None, *, device="cpu", batch_size=1, 
                         energy=False, cache_dir=None, remeasure=False) -> tuple[pd.DataFrame, str]:
     """``measure_latency`` of every sub-network, or a cached one of the same settings on
     the same kind of device; returns (table, "measured" or the cache file)."""
-    from repro.measure import measure_latency
+    from repro.measure.latency import measure_latency
 
     config = model.config
     shape = tuple(input_shape or (config.in_channels, config.image_size, config.image_size))

@@ -215,7 +215,7 @@ def measure_energy(candidates: dict[str, Callable[[], object]], meter: EnergyMet
     ``min_seconds`` have passed and ``min_runs`` calls were made, then divides the window's
     energy by its calls. Windows of the candidates are interleaved (A B C, B C A, ...), so
     drifts hit them alike. ``UNAVAILABLE`` estimates when the meter has no counter."""
-    from repro.timing import interleaved_order
+    from repro.measure.interleaved import interleaved_order
 
     if not meter.available:
         return {name: UNAVAILABLE for name in candidates}

@@ -167,8 +167,8 @@ def _summary_cache_path():
     import torchvision
 
     digest = hashlib.sha256(f"{torch.__version__} {torchvision.__version__} {fvcore.__version__}".encode())
-    here = Path(__file__).resolve().parent
-    for source in [here / "flops.py", here / "skip.py"] + sorted((here / "models").glob("*.py")):
+    package = Path(__file__).resolve().parents[1]  # repro/
+    for source in [Path(__file__).resolve(), package / "skip.py"] + sorted((package / "models").glob("*.py")):
         digest.update(source.read_bytes())
     return Path("~/.cache/adn-repro").expanduser() / f"arch_summary-{digest.hexdigest()[:16]}.json"
 

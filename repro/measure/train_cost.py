@@ -2,7 +2,7 @@
 
 The paper reports one ImageNet epoch's training time (RTX 4090, batch 128). Here each
 method steps on the same synthetic batch, all methods interleaved in rounds after a
-warm-up (``repro.timing.time_interleaved``), and the median step time is extrapolated
+warm-up (``repro.measure.interleaved.time_interleaved``), and the median step time is extrapolated
 to an epoch of ``epoch_images`` images. Data loading is left out: it is the same for
 every method.
 """
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
+from repro.measure.interleaved import time_interleaved
 from repro.methods import METHODS, StepContext
 from repro.methods.losses import soft_cross_entropy
 from repro.models import build_individual, build_model, num_stages
 from repro.specs import MethodOptions
-from repro.timing import time_interleaved
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
 

@@ -5,16 +5,16 @@ Every network of one comparison is measured the same way (``measure_networks``):
 plain network one would deploy (``extract_subnetwork``: only the blocks and norms it
 uses, no adaptive wrapper), in one memory format, on one input, with cuDNN autotuning on
 (CUDA) during an interleaved warm-up of the same number of rounds for each, then timed in
-interleaved rounds (CUDA events on a GPU; ``repro.timing.time_interleaved``), reporting
+interleaved rounds (CUDA events on a GPU; ``repro.measure.interleaved.time_interleaved``), reporting
 the median and quartiles. Depth and width variants compared in one figure are measured
 in one such comparison (``measure_depth_and_width``), never in separate groups: groups
 measured one after the other disagree (a GPU measured width x1.00, the very network of
 FFFF, at 5.6 and 3.9 ms against 3.5 ms for FFFF).
 
-Energy comes from a hardware counter when one is readable (``repro.energy``): each
+Energy comes from a hardware counter when one is readable (``repro.measure.energy``): each
 network runs in interleaved windows of at least ``energy_window_s`` seconds and
 ``energy_window_runs`` passes, and a window's energy is divided by its passes
-(``repro.energy.measure_energy``); ``energy_resolution_mj`` records the counter's step.
+(``repro.measure.energy.measure_energy``); ``energy_resolution_mj`` records the counter's step.
 
 The paper measures on a Jetson Orin Nano at batch 1; numbers from other machines are
 comparable between the rows of one table, not with the paper's milliseconds.
@@ -30,13 +30,13 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from repro.energy import EnergyMeter, counter_resolution_mj, measure_energy
 from repro.errors import ReproError
-from repro.flops import count_flops, count_params
+from repro.measure.energy import EnergyMeter, counter_resolution_mj, measure_energy
+from repro.measure.flops import count_flops, count_params
+from repro.measure.interleaved import time_interleaved
 from repro.models.adaptive import AdaptiveDepthNetwork, extract_subnetwork
 from repro.models.resnet import RESNET50_BLOCKS, bottleneck_resnet
 from repro.skip import SkipLike
-from repro.timing import time_interleaved
 
 COLUMNS = ("latency_ms", "latency_q1_ms", "latency_q3_ms", "latency_iqr_ms", "runs", "warmup", "memory_format",
            "energy_mj", "energy_std_mj", "energy_windows", "energy_runs", "energy_window_s", "energy_resolution_mj",
@@ -190,7 +190,7 @@ def _deployable(model, config) -> nn.Module:
 
 
 def _energy(calls, meter: EnergyMeter | None, s: Settings):
-    from repro.energy import UNAVAILABLE
+    from repro.measure.energy import UNAVAILABLE
 
     if meter is None:
         return dict.fromkeys(calls, UNAVAILABLE)
