@@ -312,3 +312,17 @@ def test_energy_unavailable_without_a_counter():
     estimate = measure_energy({"net": lambda: None}, meter)["net"]
     assert math.isnan(estimate.mj) and estimate.windows == 0
     assert math.isnan(counter_resolution_mj(meter))
+
+
+# --------------------------------------------------------------------------- on a GPU
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("batch_size", [1, 64])
+def test_width_one_and_ffff_agree_on_the_gpu(batch_size):
+    """Issue 17 acceptance: measured alike, width x1.00 (torchvision's ResNet50) and the
+    ADN super-net FFFF (the same network) have medians within 5 %."""
+    table = measure_depth_and_width(build_model("resnet50"), (3, 224, 224), ["FFFF", "TTTT"], (0.25, 1.0),
+                                    device="cuda", batch_size=batch_size, repeats=100, warmup=10, energy=False)
+    rows = table.set_index("network")
+    assert rows.latency_ms["width x1.00"] == pytest.approx(rows.latency_ms["FFFF"], rel=0.05), table.to_string()
+    assert rows.latency_ms["TTTT"] < rows.latency_ms["FFFF"]
