@@ -299,3 +299,43 @@ def fig8(cams: dict, images: np.ndarray):
                 if n == 0 and r == 0:
                     ax.set_title(title, fontsize=8)
     return fig
+
+
+# Every role of a results folder (notebooks/03-pareto.ipynb): display names and fixed colours
+# besides analysis.style's (the recalibrated ADN must not share ADN's red).
+FRONTIER_LABELS = {"alphanet": "AlphaNet-style"}
+FRONTIER_COLORS = {"ADN (recalibrated BN)": "#ff7f0e", "alphanet": "#7f7f7f", **FIG4_VARIANTS}
+
+
+@themed
+def frontiers(evals: pd.DataFrame, arch: str | None = None):
+    """Top-1 vs GFLOPs of every role in ``evals`` (test split), one panel per arch (or only
+    ``arch``): the sub-networks of each adaptive role faint with their Pareto frontier solid
+    (ADN's labelled with their skip configs), the individual networks of all depths as one
+    dashed line, KD-individual networks as another; means over seeds, +-1 std error bars.
+    Roles absent from ``evals`` are simply not drawn. Add recalibrated-BN roles with
+    ``analysis.frontiers.with_recalibrated``."""
+    rows = _test_rows(evals, ordered_unique(evals["role"]) if evals is not None and len(evals) else [])
+    archs = [arch] if arch else ordered_unique(rows["arch"])
+    fig, axes = new_figure(max(len(archs), 1), 1, 8.0, 5.0)
+    if not archs:
+        no_data(axes[0, 0])
+    for ax, name in zip(axes[:, 0], archs):
+        here = rows[rows["arch"] == name]
+        if not len(here):
+            no_data(ax)
+            continue
+        lines = [("individual", "s", True, here[here["role"].isin(INDIVIDUAL_ROLES)]),
+                 ("KD-individual", "^", True, here[here["role"] == "KD-individual"])]
+        adaptive = [r for r in ordered_unique(here["role"]) if r not in INDIVIDUAL_ROLES + ["KD-individual"]]
+        colors = {**colors_for([FRONTIER_LABELS.get(r, r) for r in adaptive] + ["individual", "KD-individual"]),
+                  **{FRONTIER_LABELS.get(r, r): c for r, c in FRONTIER_COLORS.items()}}
+        for role in adaptive:
+            label = FRONTIER_LABELS.get(role, role)
+            _points(ax, here[here["role"] == role], label, colors[label], marker="o" if role == "ADN" else "D",
+                    frontier=True, annotate=role == "ADN")
+        for label, marker, connect, part in lines:
+            _points(ax, part, label, colors[label], marker=marker, connect=connect)
+        ax.set(xlabel=GFLOPS, ylabel=TOP1, title=caption(here, name))
+        ax.legend(fontsize=8)
+    return fig
