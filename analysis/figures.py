@@ -32,7 +32,7 @@ def _test_rows(evals: pd.DataFrame | None, roles: Sequence[str]) -> pd.DataFrame
     return evals[evals["role"].isin(roles) & (evals["split"] == "test")]
 
 
-def _points(ax, rows, label, color, marker="o", frontier=False, connect=False, annotate=False):
+def _points(ax, rows, label, color, marker="o", frontier=False, connect=False, annotate=False, style="-"):
     """Means over seeds per skip (x = gflops, y = acc1_pct, +-1 std bars) joined by a dashed
     line (``connect``), or all points faint and the Pareto frontier solid (``frontier``);
     ``annotate`` writes the skip config next to each point of the line."""
@@ -44,7 +44,7 @@ def _points(ax, rows, label, color, marker="o", frontier=False, connect=False, a
         line = pareto_frontier(mean)
         ax.scatter(mean["gflops"], mean["acc1_pct"], marker=marker, color=color, s=16, alpha=0.4)
     ax.errorbar(line["gflops"], line["acc1_pct"], yerr=line["acc1_std"].fillna(0), color=color,
-                fmt=marker + ("-" if frontier else "--" if connect else ""), ms=5, capsize=2, lw=1.5,
+                fmt=marker + (style if frontier else "--" if connect else ""), ms=5, capsize=2, lw=1.5,
                 label=label + (" (Pareto frontier)" if frontier else ""))
     if annotate:
         for _, point in line.iterrows():
@@ -107,6 +107,9 @@ def _network_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts)
 
 
+RECALIBRATED = "acc1_pct_recalibrated"  # eval.csv's accuracy with BatchNorm statistics re-estimated
+
+
 @themed
 def fig4(evals: pd.DataFrame, arch: str | None = None):
     """Paper Figure 4, one row of panels per arch (or only ``arch``).
@@ -115,7 +118,8 @@ def fig4(evals: pd.DataFrame, arch: str | None = None):
     "individual", "individual-Base"); (b) top-1 vs GFLOPs: all ADN sub-networks with their
     Pareto frontier, individual networks (roles "individual", "individual-Base",
     "individual (depth)"), "KD-individual" networks at their depths, and the sub-networks of
-    FIG4_VARIANTS' roles with their frontiers where present.
+    FIG4_VARIANTS' roles with their frontiers where present; where the records have it, the
+    ADN frontier with BatchNorm statistics re-estimated per sub-network, dashed.
     """
     rows = _test_rows(evals, ["ADN", "KD-individual"] + INDIVIDUAL_ROLES + list(FIG4_VARIANTS))
     archs = [arch] if arch else ordered_unique(rows["arch"])
@@ -142,8 +146,11 @@ def fig4(evals: pd.DataFrame, arch: str | None = None):
             no_data(bars)
         if len(here):
             individual = here[here["role"].isin(INDIVIDUAL_ROLES)]
-            _points(curve, here[here["role"] == "ADN"], "ADN sub-networks", colors_for(["ADN"])["ADN"],
-                    frontier=True, annotate=True)
+            adn = here[here["role"] == "ADN"]
+            _points(curve, adn, "ADN sub-networks", colors_for(["ADN"])["ADN"], frontier=True, annotate=True)
+            if RECALIBRATED in adn and adn[RECALIBRATED].notna().any():  # the other BatchNorm protocol, dashed
+                _points(curve, adn.assign(acc1_pct=adn[RECALIBRATED]), "ADN, BN statistics re-estimated",
+                        colors_for(["ADN"])["ADN"], marker=".", frontier=True, style="--")
             for role, color in FIG4_VARIANTS.items():
                 _points(curve, here[here["role"] == role], f"{role} sub-networks", color, marker="D", frontier=True)
             _points(curve, individual, "individual", colors_for(["individual"])["individual"],

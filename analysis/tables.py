@@ -33,6 +33,7 @@ ADN_VS_INDIVIDUAL = {"ADN super-net": "individual", "ADN base-net": "individual-
 # eval.csv's accuracy with BatchNorm statistics re-estimated per sub-network (issue 8), and
 # its name in the tables (a ``_pct`` column, so its std folds into it: ``acc1_recal_std``)
 RECALIBRATED, RECAL = "acc1_pct_recalibrated", "acc1_recal_pct"
+SHORTCUTS_ROLE = "ADN + skip-aware shortcuts"  # the ADN variant of issue 8, beside ADN in table6
 
 
 def _with_recalibrated(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -218,7 +219,9 @@ def table6(evals: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
 
     Output, sorted by arch then gflops descending: arch, [dataset], skip, gflops, params_m,
     acc1_pct, acc1_std, [acc1_recal_pct, acc1_recal_std: BatchNorm statistics re-estimated per
-    sub-network, where the records have them], acc5_pct, val_acc1_pct, n_seeds, paper_model, paper_gflops,
+    sub-network, where the records have them], acc5_pct, val_acc1_pct, n_seeds, [shortcuts_acc1_pct,
+    shortcuts_acc1_std (and their _recal_ twins): the role "ADN + skip-aware shortcuts", where
+    present], paper_model, paper_gflops,
     paper_acc1_pct (the paper's sub-network with the same skip; NaN where not published).
     """
     rows, recal = _with_recalibrated(select(evals, ["ADN"], "table6"))
@@ -235,6 +238,15 @@ def table6(evals: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     paper = _paper_rows(adn, table["arch"], "skip", table["skip"])
     columns = keys + ["skip", "gflops", "params_m", "acc1_pct", "acc1_std", *recal, *map(std_name, recal),
                       "acc5_pct", "val_acc1_pct", "n_seeds"]
+    variant = select(evals, [SHORTCUTS_ROLE], "table6", require=False)
+    if len(variant):  # beyond the paper (issue 8): the same sub-networks with skip-aware shortcut norms
+        variant, variant_recal = _with_recalibrated(variant)
+        values = ["acc1_pct", *variant_recal]
+        summary = summarize(variant, keys + ["skip"], values)
+        renamed = {v: f"shortcuts_{v}" for v in values} | {std_name(v): f"shortcuts_{std_name(v)}" for v in values}
+        summary = summary[keys + ["skip", *values, *map(std_name, values)]].rename(columns=renamed)
+        table = table.merge(summary, how="left", on=keys + ["skip"])
+        columns += list(renamed.values())
     return pd.concat([table[columns], paper[["paper_model", "paper_gflops", "paper_acc1_pct"]]], axis=1)
 
 

@@ -172,7 +172,9 @@ def build_table5(inputs: ArtifactInputs):
 
 
 @artifact("table6", "table", "FLOPs and accuracy of every selectable sub-network",
-          lambda study: [adn(arch) for arch in study.table1_archs])
+          lambda study: [need for arch in study.table1_archs for need in
+                         [adn(arch)] + ([adn(arch, "ADN + skip-aware shortcuts", **SHORTCUTS)]
+                                        if has_shortcut_norms(arch) else [])])
 def build_table6(inputs: ArtifactInputs):
     from analysis.tables import table6
     return table6(inputs.evals, inputs.reference)

@@ -272,3 +272,21 @@ def test_table1_shows_recalibrated_accuracy_beside_the_stored(evals):
     assert {"acc1_recal_pct", "acc1_recal_std", "delta_vs_individual_recal_pct"} <= set(table.columns)
     assert (table["acc1_recal_pct"] - table["acc1_pct"]).round(6).eq(1.0).all()
     assert "acc1_recal_pct" not in analysis.table1(evals, load_reference()).columns  # older records: stored only
+
+
+def test_fig4_adds_the_recalibrated_adn_frontier_dashed(evals):
+    def labels(fig):
+        return [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
+
+    assert not any("re-estimated" in label for label in labels(analysis.fig4(evals, "resnet_mini")))
+    recal = evals.assign(acc1_pct_recalibrated=evals["acc1_pct"] + 1.0)
+    assert any("re-estimated" in label for label in labels(analysis.fig4(recal, "resnet_mini")))
+
+
+def test_table6_shows_the_skip_aware_shortcuts_variant_beside_adn(evals):
+    variant = evals[evals["role"] == "ADN"].assign(role="ADN + skip-aware shortcuts",
+                                                   acc1_pct=lambda rows: rows["acc1_pct"] + 0.5)
+    table = analysis.table6(pd.concat([evals, variant]), load_reference())
+    assert len(table) == 16 and "shortcuts_acc1_pct" in table
+    assert (table["shortcuts_acc1_pct"] - table["acc1_pct"]).round(6).eq(0.5).all()
+    assert "shortcuts_acc1_pct" not in analysis.table6(evals, load_reference())
