@@ -123,16 +123,20 @@ def train_concurrently(waves: list[list[RunSpec]], runtime, jobs: int) -> dict[s
                     try:
                         finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     except KeyboardInterrupt:
-                        interrupted = True  # the workers got the signal too: let them save and stop
+                        # the workers got the signal too: let the running ones save and stop, and
+                        # start no queued run (cancel() refuses the running ones)
+                        interrupted = True
+                        for future in list(running):
+                            if future.cancel():
+                                running.pop(future)
                         continue
                     for future in finished:
                         spec = running.pop(future)
                         try:
                             status, message = future.result()
                         except BaseException as error:  # noqa: BLE001 - a worker process died
-                            status, message = FAILED, f"worker process ended: {error}"
-                        if interrupted and status == FAILED and not message:
-                            status = INTERRUPTED
+                            status = INTERRUPTED if interrupted else FAILED  # Ctrl-C also reaches idle workers
+                            message = f"worker process ended: {error or type(error).__name__}"
                         outcome[spec.run_id] = (status, message)
                         bars.done(spec.run_id, status, message)
     finally:

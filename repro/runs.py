@@ -98,10 +98,12 @@ class RunRecord:
         """Records that training (re)starts now (``fields``: notes such as why it restarts);
         returns the start time for ``end_segment``."""
         env = self.env()
-        env.update(collect_environment())
+        now = collect_environment()
+        # the run keeps the commit it was started with; each segment names its own
+        env.update({key: value for key, value in now.items() if key != "git"})
         env["status"] = "running"
         env["segments"].append({"started_at": _now(), "resumed_from": resumed_from, **fields,
-                                "command": command_line()})
+                                "command": command_line(), "git": now["git"]})
         write_json(self.env_file, env)
         return time.perf_counter()
 

@@ -90,7 +90,8 @@ def test_recalibration_uses_the_first_images_and_only_the_path_of_the_config():
     assert set(base) != set(super_) and all(name.endswith(".skip") or "downsample" in name or name == "bn1"
                                             for name in base if name not in super_)
     drift = bn_drift(model, SkipConfig.base_net(4), taken)
-    assert list(drift["norm"]) == base and drift["shortcut"].sum() == 3  # layer2-4 projection shortcuts
+    # every stage's first Bottleneck widens the channels: four projection shortcuts, layer1-4
+    assert list(drift["norm"]) == base and drift["shortcut"].sum() == 4
     copy = recalibrated(model, SkipConfig.base_net(4), taken)
     assert copy is not model and not copy.training
 
