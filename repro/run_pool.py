@@ -49,6 +49,8 @@ def _train_one(spec_dict: dict, runtime, threads: int, events) -> tuple[str, str
         return FINISHED, ""
     except Interrupted as error:
         return INTERRUPTED, str(error)
+    except KeyboardInterrupt:  # Ctrl-C before the run's own handler was installed (while it loaded)
+        return INTERRUPTED, "interrupted while starting"
     except BaseException as error:  # noqa: BLE001 - a worker reports every failure to the parent
         return FAILED, f"{type(error).__name__}: {error}" if not isinstance(error, ReproError) else str(error)
 
