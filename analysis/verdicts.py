@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from analysis.aggregate import is_base, is_super
+from analysis.aggregate import is_base, is_super, std_name
 
 
 RULE = ("AGREES or DISAGREES (with the paper's direction) only when the mean difference is at least two "
@@ -55,7 +55,7 @@ def table1_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
         for column, delta in (("acc1_pct", "delta_vs_individual_pct"), ("acc1_recal_pct", "delta_vs_individual_recal_pct")):
             if delta not in table or pd.isna(row[delta]):
                 continue
-            std = column[:-len("_pct")] + "_std"
+            std = std_name(column)
             se = _welch_se(row[std], row["n_seeds"], other[std], other["n_seeds"]) if other is not None else math.nan
             n = min(row["n_seeds"], other["n_seeds"]) if other is not None else 0
             lines.append(f"{row['arch']} {row['network']} vs individual network of the same depth, "
@@ -119,7 +119,7 @@ def table6_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
         for column in ("acc1_pct", "acc1_recal_pct"):
             if column not in rows or rows[column].isna().all():
                 continue
-            std = rows[column[:-len("_pct")] + "_std"]
+            std = rows[std_name(column)]
             floor_row = ends.loc[ends[column].idxmin()]
             below = middle[middle[column] < floor_row[column] - 1.0]
             worst = middle.loc[middle[column].idxmin()]

@@ -88,10 +88,10 @@ def bn_drift(model: nn.Module, config: SkipConfig, batches: list[torch.Tensor]):
     """
     import pandas as pd
 
-    fresh = dict(recalibrated(model, config, batches).named_modules())
+    stored_norms, fresh = dict(model.named_modules()), dict(recalibrated(model, config, batches).named_modules())
     rows = []
     for name in used_norms(model, config, batches[0]):
-        stored, new = dict(model.named_modules())[name], fresh[name]
+        stored, new = stored_norms[name], fresh[name]
         var_old, var_new = stored.running_var.double().clamp_min(1e-12), new.running_var.double().clamp_min(1e-12)
         shift = (stored.running_mean.double() - new.running_mean.double()).abs() / var_new.sqrt()
         rows.append({"norm": name, "shortcut": ".downsample." in f".{name}.",
