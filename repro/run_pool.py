@@ -117,20 +117,20 @@ def train_concurrently(waves: list[list[RunSpec]], runtime, jobs: int) -> dict[s
     try:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             for wave in waves:
-                if interrupted:
-                    break
-                running: dict[Future, RunSpec] = {
-                    pool.submit(_train_one, spec.to_dict(), runtime, threads, events): spec for spec in wave}
-                while running:
+                queued = list(wave)
+                running: dict[Future, RunSpec] = {}
+                while (queued and not interrupted) or running:
+                    # a run is handed over only when a worker is free: the executor would
+                    # otherwise pass queued runs to its workers ahead of time, where neither
+                    # cancel() nor the worker's spent Ctrl-C can stop them
+                    while queued and not interrupted and len(running) < jobs:
+                        spec = queued.pop(0)
+                        running[pool.submit(_train_one, spec.to_dict(), runtime, threads, events)] = spec
                     try:
                         finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     except KeyboardInterrupt:
-                        # the workers got the signal too: let the running ones save and stop, and
-                        # start no queued run (cancel() refuses the running ones)
+                        # the workers got the signal too: the running ones save and stop
                         interrupted = True
-                        for future in list(running):
-                            if future.cancel():
-                                running.pop(future)
                         continue
                     for future in finished:
                         spec = running.pop(future)
@@ -141,6 +141,8 @@ def train_concurrently(waves: list[list[RunSpec]], runtime, jobs: int) -> dict[s
                             message = f"worker process ended: {error or type(error).__name__}"
                         outcome[spec.run_id] = (status, message)
                         bars.done(spec.run_id, status, message)
+                if interrupted:
+                    break
     finally:
         stop.set()
         reader.join(timeout=2)

@@ -117,3 +117,43 @@ def test_a_failed_run_does_not_stop_the_other(tmp_path):
                                  jobs=2)
     assert outcome[good.run_id][0] == FINISHED
     assert outcome[bad.run_id][0] == "failed" and outcome[bad.run_id][1]
+
+
+POOL_SCRIPT = """
+import sys
+from repro.presets import make_spec
+from repro.run_pool import train_concurrently
+from repro.train import Runtime
+base = make_spec("resnet_mini", "individual", "fake", "quick", options={"depth": "TTTT"},
+                 recipe={"batch_size": 16, "epochs": 200, "val_size": 32,
+                         "test_subset": 32, "recalibrate_bn_images": 32})
+specs = [base.replace(seed=s) for s in range(3)]
+print(" ".join(s.run_id for s in specs), flush=True)
+try:
+    train_concurrently([specs], Runtime(results_dir=sys.argv[1], device="cpu", progress=False), jobs=1)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_running_run_and_starts_no_queued_one(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    first, *queued = child.stdout.readline().split()
+    runs = tmp_path / "quick" / "runs"
+    deadline = time.monotonic() + 300
+    while not (runs / first / "metrics.jsonl").exists() and not (runs / first / "spec.json").exists():
+        assert time.monotonic() < deadline and child.poll() is None, "the first run never started"
+        time.sleep(0.2)
+    time.sleep(2)  # inside its first epoch
+    os.killpg(child.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    assert child.wait(timeout=120) == 130
+    assert (runs / first / "checkpoint.pt").exists()
+    assert not any((runs / run_id).exists() for run_id in queued)
