@@ -315,7 +315,7 @@ def export_command(checkpoint, skip, format_, output):
 
 
 def artifact_names():
-    from repro.artifacts import ARTIFACTS
+    from paper.artifacts import ARTIFACTS
 
     return [*ARTIFACTS.names(), "all"]
 
@@ -334,7 +334,7 @@ def reproduce(artifacts, preset, seeds, dry_run, archs, jobs, data_path, device,
               checkpoint_minutes):
     """Regenerate paper artifacts (table1..table7, fig3..fig8, or all): train the missing
     runs (resuming unfinished ones), measure, write results/<preset>/tables|figures."""
-    from repro.reproduce import reproduce as run_reproduce
+    from paper.reproduce import reproduce as run_reproduce
     from repro.train import Runtime
 
     from repro.run_pool import default_jobs

@@ -1,7 +1,7 @@
 """Run records -> the paper's tables (DataFrames) and figures (matplotlib Figures).
 
-Every artifact is one pure function of DataFrames; the caller (``repro/artifacts.py``,
-``repro/reproduce.py``) loads the records, looks artifacts up by name and writes the files::
+Every artifact is one pure function of DataFrames; the caller (``paper/artifacts.py``,
+``paper/reproduce.py``) loads the records, looks artifacts up by name and writes the files::
 
     table = analysis.table1(evals, analysis.load_reference())
     print(analysis.to_markdown(table))

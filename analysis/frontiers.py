@@ -1,7 +1,7 @@
 """Accuracy vs GFLOPs of every network a results folder holds, per role (pandas only).
 
 ``evals`` is the per-(run, split, sub-network) frame of the tables and figures
-(``repro.collect.finished_evals`` gathers it from a results folder). Shown by
+(``paper.collect.finished_evals`` gathers it from a results folder). Shown by
 notebooks/03-pareto.ipynb with ``analysis.figures.frontiers``.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The helpers of notebooks/03-pareto.ipynb: finished run records of a results folder ->
-evals frame (repro.collect), recalibrated-BN roles and frontier tables (analysis.frontiers),
+evals frame (paper.collect), recalibrated-BN roles and frontier tables (analysis.frontiers),
 the all-roles figure (analysis.figures.frontiers). Synthetic records, no training."""
 import matplotlib
 
@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from analysis.figures import frontiers
 from analysis.frontiers import frontier_table, with_recalibrated
-from repro.collect import finished_evals
+from paper.collect import finished_evals
 from repro.presets import make_spec
 from repro.runs import RunRecord, run_directory
 

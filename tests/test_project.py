@@ -1,8 +1,11 @@
 """Project files in step: environment.yml's pip section lists exactly pyproject.toml's
-dependencies and optional extras (the conda environment is the full development set)."""
+dependencies and optional extras (the conda environment is the full development set), and
+the packages depend on each other in one direction only (paper -> repro, analysis)."""
+import ast
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,3 +24,23 @@ def test_environment_yml_lists_the_dependencies_and_every_extra():
 def test_the_deploy_extra_is_part_of_the_test_extra():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert set(extras["deploy"]) <= set(extras["test"])
+
+
+def imported_packages(package: str) -> dict[str, set[str]]:
+    """Every top-level package each module of ``package`` imports, at any depth of the code."""
+    found = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize("package, forbidden", [("repro", {"paper", "analysis"}), ("analysis", {"paper", "torch"})])
+def test_dependencies_point_one_way(package, forbidden):
+    offenders = {module: names & forbidden for module, names in imported_packages(package).items() if names & forbidden}
+    assert not offenders

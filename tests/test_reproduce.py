@@ -15,7 +15,7 @@ from click.testing import CliRunner
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cli import cli  # noqa: E402
-from repro.artifacts import ARTIFACTS  # noqa: E402
+from paper.artifacts import ARTIFACTS  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
@@ -60,13 +60,15 @@ def test_each_table_has_its_columns_and_rows(smoke_results, name):
 
 
 def test_table1_compares_with_the_paper(smoke_results):
-    folder, _ = smoke_results
+    folder, output = smoke_results
     table = pd.read_csv(folder / "tables" / "table1.csv").set_index("network")
     assert list(table.index) == ["ADN super-net", "individual", "ADN base-net", "individual-Base"]
     assert table.loc["ADN super-net", "paper_acc1_pct"] == pytest.approx(77.6)
     delta = table.loc["ADN base-net", "acc1_pct"] - table.loc["individual-Base", "acc1_pct"]
     assert table.loc["ADN base-net", "delta_vs_individual_pct"] == pytest.approx(delta)
-    assert "## Against the paper" in (folder / "tables" / "table1.md").read_text()
+    markdown = (folder / "tables" / "table1.md").read_text()
+    assert "## Against the paper" in markdown
+    assert markdown in output  # printed as well as written
     # 16 sub-networks in table 6, super-net first
     table6 = pd.read_csv(folder / "tables" / "table6.csv")
     assert len(table6) == 16 and table6["skip"].iloc[0] == "FFFF"

@@ -1,20 +1,24 @@
 """The paper's tables and figures as a registry: what runs and measurements each one
 needs (from a preset's ``Study``), and which pure function of ``analysis`` turns them
-into the artifact. ``repro.reproduce`` trains, measures and writes; nothing here does.
+into the artifact. ``paper.reproduce`` trains, measures and writes; nothing here does.
 
 Each run an artifact needs carries a *role*, the label under which the analysis
 function finds it ("ADN", "individual-Base", "w/o skip-aware norms"...). One run may
 play roles in several artifacts; it is trained once.
+
+The builders import ``analysis`` when called: the CLI reads this registry for its
+``reproduce`` choices at start-up, and pandas, matplotlib and seaborn would add about
+half a second to every command.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
 
+from paper.study import Study
 from repro.measure.train_cost import table2_methods
 from repro.models import has_shortcut_norms, num_stages, official_split
 from repro.registry import Registry
-from repro.study import Study
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import torch
 
+from paper.study import Study
+from repro.checkpoints import load_checkpoint
+from repro.data import DATASETS, sample_images
 from repro.errors import ReproError
 from repro.files import torch_save, write_json, write_text
+from repro.measure.flops import arch_summary
+from repro.measure.latency import measure_depth_and_width, measure_latency
+from repro.measure.probes import residual_norm_ratios, stage_grad_cams
+from repro.measure.train_cost import IMAGENET_TRAIN_IMAGES, time_training_steps
 from repro.models import ARCHS, build_model
 from repro.registry import Registry
 from repro.runs import RunRecord, collect_environment
-from repro.study import Study
 
 
 @dataclass
@@ -103,12 +110,10 @@ def _write(path: Path, result) -> None:
 def _read(path: Path):
     if path.suffix == ".pt":
         return torch.load(path, map_location="cpu", weights_only=True)
-    import pandas as pd
     return pd.read_csv(path)
 
 
 def _trained_model(run: FinishedRun):
-    from repro.checkpoints import load_checkpoint
     if not run.record.model_file.is_file():
         raise ReproError(f"this measurement needs the weights of run {run.record.path.name}, but its model.pt is "
                          f"not here (run records are committed without checkpoints); move {run.record.path} "
@@ -124,8 +129,6 @@ def _arch_shape(arch: str) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------- Table 2
 def _epoch_images(study: Study) -> int:
     """ImageNet's epoch for ImageNet-size networks, else the study's own data set."""
-    from repro.data import DATASETS
-    from repro.measure.train_cost import IMAGENET_TRAIN_IMAGES
     if ARCHS.get(study.timing_arch).resolution >= 224:
         return IMAGENET_TRAIN_IMAGES
     return DATASETS.get(study.dataset).train_images
@@ -134,7 +137,6 @@ def _epoch_images(study: Study) -> int:
 @measurement("timing", lambda s: {"arch": s.timing_arch, "batch": s.timing_batch, "steps": s.timing_steps,
                                   "epoch_images": _epoch_images(s)})
 def timing(ctx: MeasureContext):
-    from repro.measure.train_cost import time_training_steps
     s = ctx.study
     return time_training_steps(s.timing_arch, input_shape=_arch_shape(s.timing_arch),
                                num_classes=ARCHS.get(s.timing_arch).num_classes, batch_size=s.timing_batch, steps=s.timing_steps, device=ctx.device,
@@ -144,7 +146,6 @@ def timing(ctx: MeasureContext):
 # --------------------------------------------------------------------------- Figures 5 and 6
 @measurement("latency", lambda s: {"arch": s.convnet, "repeats": s.latency_repeats, "batch_size": 1})
 def latency(ctx: MeasureContext):
-    from repro.measure.latency import measure_latency
     s = ctx.study
     return measure_latency(build_model(s.convnet), _arch_shape(s.convnet), device=ctx.device,
                            repeats=s.latency_repeats)
@@ -154,7 +155,6 @@ def latency(ctx: MeasureContext):
                                                "repeats": s.latency_repeats, "batch_size": 1})
 def depth_width_latency(ctx: MeasureContext):
     """ResNet50's sub-networks and width variants in one interleaved comparison (Figure 6a)."""
-    from repro.measure.latency import measure_depth_and_width
     r = ctx.study.width_resolution
     return measure_depth_and_width(build_model("resnet50"), (3, r, r), device=ctx.device,
                                    repeats=ctx.study.latency_repeats)
@@ -168,7 +168,6 @@ def _study_archs(study: Study) -> list[str]:
 
 @measurement("layouts", lambda s: {"archs": _study_archs(s)})
 def layouts(ctx: MeasureContext):
-    from repro.measure.flops import arch_summary
     table = arch_summary(_study_archs(ctx.study))
     return table.rename(columns={"mandatory/skippable": "split", "super_params_m": "params_m"})
 
@@ -181,10 +180,7 @@ def _adn_and_individual(ctx: MeasureContext) -> list[FinishedRun]:
 
 @measurement("norms", lambda s: {"arch": s.convnet, "images": s.norm_images}, _adn_and_individual)
 def norms(ctx: MeasureContext):
-    import pandas as pd
 
-    from repro.data import sample_images
-    from repro.measure.probes import residual_norm_ratios
     images, _, _ = sample_images(ctx.study.dataset, ctx.study.norm_images, data_path=ctx.data_path)
     tables = []
     for run in _adn_and_individual(ctx):
@@ -199,8 +195,6 @@ CAM_STAGE = 3
 
 @measurement("cams", lambda s: {"arch": s.convnet, "images": s.cam_images, "stage": CAM_STAGE}, _adn_and_individual)
 def cams(ctx: MeasureContext):
-    from repro.data import sample_images
-    from repro.measure.probes import stage_grad_cams
     images, _, _ = sample_images(ctx.study.dataset, ctx.study.cam_images, data_path=ctx.data_path)
     runs = {r.method: r for r in reversed(_adn_and_individual(ctx))}  # the first seed of each
     models = {method: _trained_model(run) for method, run in runs.items()}  # each loaded once

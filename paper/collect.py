@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro.measurements import FinishedRun
-from repro.reproduce import evals_frame, run_needs, select_artifacts, spec_for
+from paper.measurements import FinishedRun
+from paper.plan import run_needs, select_artifacts, spec_for
+from paper.reproduce import evals_frame
+from paper.study import study_for
 from repro.runs import RunRecord
-from repro.study import study_for
 
 # Figure 4's runs (ADN, individual networks, KD-individual, the skip-aware-shortcut variant,
 # stochastic depth) and Table 2's (which add the AlphaNet-style network).
@@ -23,7 +24,7 @@ PARETO_ARTIFACTS = ("fig4", "table2")
 def finished_evals(results_dir: str | Path, preset: str, artifacts: Sequence[str] = PARETO_ARTIFACTS):
     """One row per (run, split, sub-network) of every finished run under
     ``<results_dir>/<preset>/runs`` that ``artifacts`` need, for any seed: the columns of
-    ``repro.reproduce.evals_frame`` plus whatever else the runs' eval.csv hold (the
+    ``paper.reproduce.evals_frame`` plus whatever else the runs' eval.csv hold (the
     ``*_recalibrated`` accuracies). A run's role is the one the first artifact naming it
     gives it; runs no artifact names, and unfinished ones, are left out. Empty (with the
     columns) when none is there."""

@@ -1,0 +1,188 @@
+"""What a ``reproduce`` command will do, before it does it: the runs its artifacts need
+(each once, keyed by run id), in which order they train, which are finished, and how
+long the rest and the missing measurements should take (``--dry-run`` prints it).
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paper.artifacts import ARTIFACTS, Artifact, RunNeed
+from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, cache_files, is_cached
+from paper.study import Study
+from repro.data import DATASETS
+from repro.errors import ReproError
+from repro.presets import make_spec
+from repro.runs import RunRecord, run_directory
+from repro.specs import RunSpec
+
+# Images per second of an individual full-depth network's training step on 2 CPU cores
+# (measured here on the quick preset), and each method's cost relative to it.
+CPU_IMAGES_PER_S = {"resnet_mini": 400.0, "vit_mini": 300.0, "mobilenet_v2_mini": 150.0}
+METHOD_COST = {"individual": 1.0, "kd_individual": 1.4, "adn": 1.6, "alphanet": 3.2}
+# Seconds each measurement took here at the quick preset's settings (2 CPU cores,
+# results/quick/measurements/*.json): the estimate for one never measured under --results-dir.
+CPU_MEASURE_S = {"timing": 216.0, "depth_width_latency": 50.0, "latency": 7.0, "norms": 2.0,
+                 "cams": 1.0, "layouts": 1.0}
+
+
+@dataclass
+class PlannedRun:
+    spec: RunSpec
+    record: RunRecord
+    roles: list[tuple[str, str]] = field(default_factory=list)  # (artifact, role)
+
+    @property
+    def status(self) -> str:
+        if self.record.is_finished():
+            return "finished"
+        return "to resume" if self.record.checkpoint_file.is_file() else "to train"
+
+
+def select_artifacts(names: list[str]) -> list[Artifact]:
+    if "all" in names:
+        return [entry for _, entry in ARTIFACTS.items()]
+    return [ARTIFACTS.get(name) for name in dict.fromkeys(names)]
+
+
+def run_needs(art: Artifact, study: Study) -> list[RunNeed]:
+    """The artifact's runs, of the study's ``only_archs`` when it names some."""
+    return [need for need in art.runs(study) if not study.only_archs or need.arch in study.only_archs]
+
+
+def plan_runs(artifacts: list[Artifact], study: Study, seeds: int, results_dir) -> dict[str, PlannedRun]:
+    """Every run the artifacts need, once, keyed by run id."""
+    if seeds < 1:
+        raise ReproError(f"--seeds {seeds}: need at least one seed")
+    plan: dict[str, PlannedRun] = {}
+    for art in artifacts:
+        for need in run_needs(art, study):
+            for seed in range(seeds):
+                spec = spec_for(need, study, seed)
+                entry = plan.setdefault(spec.run_id, PlannedRun(spec, RunRecord(run_directory(results_dir, spec))))
+                entry.roles.append((art.name, need.role))
+    return plan
+
+
+def spec_for(need: RunNeed, study: Study, seed: int) -> RunSpec:
+    return make_spec(need.arch, need.method, study.dataset, study.preset, seed, options=need.options_dict())
+
+
+TEACHER_READERS = ("kd_individual",)  # methods that read finished runs of the same plan
+
+
+def training_order(runs) -> list[PlannedRun]:
+    """Teachers first (kd_individual runs read the finished individual networks), then seed
+    by seed, so that an interrupted study has whole seeds rather than one seed of everything."""
+    return sorted(runs, key=lambda p: (p.spec.method in TEACHER_READERS, p.spec.seed))
+
+
+def measured_rates(results_dir) -> dict[tuple, list[float]]:
+    """Training images/s of every finished run under ``results_dir``, by (arch, method,
+    batch size)."""
+    rates = defaultdict(list)
+    for spec_file in Path(results_dir).glob("*/runs/*/spec.json"):
+        record = RunRecord(spec_file.parent)
+        try:
+            spec = record.spec()
+        except ReproError:
+            continue
+        if record.is_finished():
+            rates[spec.arch, spec.method, spec.recipe.batch_size] += [
+                m["images_per_s"] for m in record.metrics() if m.get("images_per_s")]
+    return rates
+
+
+def expected_seconds(spec: RunSpec, rates: dict[tuple, list[float]]) -> float | None:
+    """Rough training time on 2 CPU cores: from finished runs of the same architecture and
+    method (``measured_rates``) if there are any, else from the measured rates above. None
+    when unknown."""
+    r = spec.recipe
+    epoch = DATASETS.get(spec.dataset).train_images
+    images = r.epochs * min(r.train_subset or epoch, epoch)
+    rates = rates.get((spec.arch, spec.method, r.batch_size))
+    if rates:
+        rate = sorted(rates)[len(rates) // 2]
+    elif spec.arch in CPU_IMAGES_PER_S:
+        rate = CPU_IMAGES_PER_S[spec.arch] / METHOD_COST.get(spec.method, 2.0)
+    else:
+        return None
+    return images / rate * 1.1  # + per-epoch validation and the final evaluation
+
+
+def describe_plan(plan: dict[str, PlannedRun], results_dir) -> tuple[list[str], float | None]:
+    lines, total = [], 0.0
+    rates = measured_rates(results_dir)
+    for entry in training_order(plan.values()):
+        roles = "; ".join(sorted({f"{a}: {r}" for a, r in entry.roles}))
+        status = entry.status
+        seconds = None if status == "finished" else expected_seconds(entry.spec, rates)
+        if status != "finished":
+            total = None if seconds is None or total is None else total + seconds
+        eta = "" if status == "finished" else (f"~{seconds / 60:.1f} min" if seconds is not None else "unknown")
+        lines.append(f"  {status:10s} {entry.spec.run_id:48s} {eta:>10s}  [{roles}]")
+    return lines, total
+
+
+def expected_measure_seconds(name: str, study: Study, results_dir) -> float | None:
+    """How long the measurement took before with the same settings under ``results_dir``
+    (any preset), else ``CPU_MEASURE_S``; None when unknown."""
+    settings = json.loads(json.dumps(MEASUREMENTS.get(name).settings(study)))
+    for info_file in Path(results_dir).glob(f"*/measurements/{name}.json"):
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("settings") == settings and info.get("wall_s") is not None:
+            return float(info["wall_s"])
+    return CPU_MEASURE_S.get(name)
+
+
+def describe_measurements(artifacts: list[Artifact], study: Study, plan: dict[str, PlannedRun], seeds: int,
+                          results_dir) -> tuple[list[str], int, float | None]:
+    """One line per measurement: cached (and where) or to measure (and how long);
+    the number to measure and their expected seconds (None when unknown)."""
+    folder = Path(results_dir) / study.preset / "measurements"
+    users: dict[str, list[Artifact]] = {}
+    for art in artifacts:
+        for name in art.measurements:
+            users.setdefault(name, []).append(art)
+    lines, todo, total = [], 0, 0.0
+    for name, arts in sorted(users.items()):
+        ctx = MeasureContext(study, finished_runs(arts[0], study, plan, seeds, planned=True))
+        used_by = ", ".join(a.name for a in arts)
+        if is_cached(name, ctx, folder):
+            lines.append(f"  {'cached':10s} {'measurement ' + name:48s} {'':>10s}  [{used_by}; "
+                         f"{cache_files(name, folder)[1]}]")
+            continue
+        todo += 1
+        seconds = expected_measure_seconds(name, study, results_dir)
+        total = None if seconds is None or total is None else total + seconds
+        eta = "unknown" if seconds is None else f"~{seconds:.0f} s" if seconds < 60 else f"~{seconds / 60:.1f} min"
+        lines.append(f"  {'to measure':10s} {'measurement ' + name:48s} {eta:>10s}  [{used_by}]")
+    return lines, todo, total
+
+
+def expected_time(training: bool, train_s: float | None, measuring: bool, measure_s: float | None) -> str:
+    if not (training or measuring):
+        return ""
+    if (training and train_s is None) or (measuring and measure_s is None):
+        return "; expected time unknown (no measured rate for some runs or measurements)"
+    train_s, measure_s = train_s or 0.0, measure_s or 0.0
+    return (f", expected ~{(train_s + measure_s) / 60:.0f} min on 2 CPU cores (training ~{train_s / 60:.0f} min, "
+            f"measuring ~{measure_s / 60:.1f} min)")
+
+
+def finished_runs(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int, *,
+                  planned: bool = False) -> list[FinishedRun]:
+    """The artifact's runs, which must have finished (``planned``: or be about to be trained)."""
+    runs = []
+    for need in run_needs(art, study):
+        for seed in range(seeds):
+            entry = plan[spec_for(need, study, seed).run_id]
+            if not planned and not entry.record.is_finished():
+                raise ReproError(f"{art.name} needs run {entry.record.path}, which has not finished")
+            runs.append(FinishedRun(need.role, need.arch, need.method, seed, entry.record))
+    return runs
