@@ -344,6 +344,17 @@ def reproduce(artifacts, preset, seeds, dry_run, archs, jobs, data_path, device,
                   dry_run=dry_run, echo=click.echo, jobs=jobs or default_jobs(device), archs=archs)
 
 
+@cli.command()
+@click.option("--preset", type=click.Choice(PRESETS.names()), default="mini", show_default=True)
+@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+def claims(preset, results_dir):
+    """Write results/README.md: one section per claim of the paper with our verdicts, from
+    the tables `reproduce` wrote and the finished runs (trains nothing)."""
+    from paper.claims import write_claims
+
+    click.echo(f"wrote {write_claims(results_dir, preset)}")
+
+
 def parse_split(text: str | None):
     if text is None:
         return None

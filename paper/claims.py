@@ -1,0 +1,71 @@
+"""``python cli.py claims --preset mini``: results/README.md, one section per claim of the
+paper with our verdicts, from the tables ``reproduce`` wrote and the finished run records
+(nothing is trained or measured here).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.claims import claims_markdown
+from paper.collect import finished_evals
+from paper.plan import select_artifacts
+from repro.files import write_text
+from repro.runs import RunRecord, collect_environment
+
+CONVERGED_PRESETS = ("mini", "paper")
+STUDY_SEEDS = {"table1": 3, "fig4": 3, "table3": 2, "table4": 2, "table7": 2, "fig7": 2}
+
+
+def reproduce_command(preset: str, artifact: str) -> str:
+    seeds = STUDY_SEEDS.get(artifact, 1) if preset in CONVERGED_PRESETS else 1
+    return f"python cli.py reproduce {artifact} --preset {preset}" + (f" --seeds {seeds}" if seeds > 1 else "")
+
+
+def written_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    return {path.stem: pd.read_csv(path) for path in sorted(folder.glob("table*.csv"))}
+
+
+def run_summary(runs_folder: Path) -> list[str]:
+    """One line per finished run: id, where it ran, its commit and wall time; then the unfinished count."""
+    lines, unfinished = [], 0
+    for spec_file in sorted(runs_folder.glob("*/spec.json")):
+        record = RunRecord(spec_file.parent)
+        if not record.is_finished():
+            unfinished += 1
+            continue
+        env = record.env()
+        hardware = env.get("hardware", {})
+        device = ", ".join(hardware.get("cuda_devices") or []) or hardware.get("cpu") or "cpu"
+        wall = env.get("wall_s")
+        lines.append(f"| `{record.path.name}` | {device} | {(env.get('git') or {}).get('commit', '?')[:10]} | "
+                     f"{wall / 3600:.2f} h |" if wall else f"| `{record.path.name}` | {device} | ? | ? |")
+    header = ["| finished run | device | commit | wall time |", "|---|---|---|---|"] if lines else []
+    return header + lines + ["", f"{len(lines)} finished, {unfinished} under way (not used by any table)."]
+
+
+def write_claims(results_dir: str | Path = "results", preset: str = "mini") -> Path:
+    """Writes ``<results_dir>/README.md`` for ``preset``'s tables and runs; returns its path."""
+    root = Path(results_dir)
+    folder = root / preset
+    tables = written_tables(folder / "tables")
+    evals = finished_evals(root, preset, [a.name for a in select_artifacts(["fig4"])])
+    body = claims_markdown(tables, evals, preset, preset in CONVERGED_PRESETS,
+                           lambda artifact: reproduce_command(preset, artifact))
+    env = collect_environment()
+    text = "\n".join([
+        "# Results: the paper's claims against our runs", "",
+        f"Written by `python cli.py claims --preset {preset}` at commit "
+        f"{(env.get('git') or {}).get('commit', '?')[:10]} on "
+        f"{datetime.now(timezone.utc).isoformat(timespec='minutes')}, from `{preset}/tables/*.csv` and the finished "
+        f"run records in `{preset}/runs/`; do not edit by hand. Every table and figure beside it has a "
+        "`.provenance.json` naming its runs, their commits, the hardware and the library versions.", "",
+        "- `quick/`: one-epoch runs of every artifact, a smoke test of the whole pipeline; not converged.",
+        "- `mini/`: the converged CPU-sized study (15 epochs, resnet_mini / vit_mini / mobilenet_v2_mini on "
+        "Fashion-MNIST, seeds), in progress.",
+        "- `benchmarks/`: speed ratios measured within one run (see the README's Benchmarks).", "",
+        f"## Claims ({preset})", "", body,
+        f"## Runs of `{preset}`", "", *run_summary(folder / "runs"), ""])
+    return write_text(root / "README.md", text)
