@@ -16,9 +16,8 @@ from torch import nn
 
 from repro.errors import ReproError
 from repro.files import torch_save
-from repro.models import ARCHS, ArchConfig, build_from_config, build_model
-from repro.models.adaptive import AdaptiveDepthNetwork
-from repro.models.registry import FixedDepthNetwork, build_individual
+from repro.models import (ARCHS, AdaptiveDepthNetwork, ArchConfig, build_from_config, build_individual, build_model,
+                          is_adaptive)
 
 FORMAT = "adn-repro"
 FORMAT_VERSION = 1
@@ -35,8 +34,8 @@ def checkpoint_payload(model: nn.Module) -> dict:
     """The model part of one of our checkpoints: plain data and tensors only."""
     payload = {"format": FORMAT, "version": FORMAT_VERSION, "arch_config": model.config.to_dict(),
                "state_dict": model.state_dict()}
-    if isinstance(model, FixedDepthNetwork):
-        payload["depth"] = str(model.depth)
+    if not is_adaptive(model):  # a network of one depth is rebuilt with that depth
+        payload["depth"] = str(model.configs()[0])
     return payload
 
 

@@ -1,14 +1,15 @@
 """Accuracy of sub-networks on a data split.
 
 All requested sub-networks are evaluated on each batch as it is read (the data is read
-once), depth-first: with ``AdaptiveDepthNetwork.shared_prefixes`` every stage output is
-computed once per distinct prefix of skip flags and reused by all configs sharing it.
-The results equal evaluating each sub-network on its own, exactly.
+once), depth-first: with ``shared_prefixes`` every stage output is computed once per
+distinct prefix of skip flags and reused by all configs sharing it. The results equal
+evaluating each sub-network on its own, exactly.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.errors import ReproError
-from repro.models import ARCHS
+from repro.models import ARCHS, is_adaptive
 from repro.skip import SkipConfig
 
 
@@ -43,6 +44,37 @@ def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks=(1, 5)) -> list
     return [int(hits[:, : min(k, k_max)].any(dim=1).sum()) for k in ks]
 
 
+class PrefixCache:
+    """Stage outputs of the sub-networks run on one batch, keyed by (stage, skip flags up
+    to and including that stage): sub-networks whose leading flags agree compute the same
+    output there, so the later ones reuse it (an adaptive network's ``Selection.stage_cache``)."""
+
+    def __init__(self):
+        self.outputs: dict[tuple[int, tuple[bool, ...]], torch.Tensor] = {}
+
+    def lookup(self, stage: int, flags: tuple[bool, ...]) -> torch.Tensor | None:
+        # Keep only the outputs the running sub-network can reuse: memory stays at S tensors.
+        # (Stage 0 is looked up first in every forward pass, so stale outputs go at once.)
+        self.outputs = {k: v for k, v in self.outputs.items() if k[1] == flags[: k[0] + 1]}
+        return self.outputs.get((stage, flags[: stage + 1]))
+
+    def store(self, stage: int, flags: tuple[bool, ...], output: torch.Tensor) -> None:
+        self.outputs[(stage, flags[: stage + 1])] = output
+
+
+@contextmanager
+def shared_prefixes(model: nn.Module) -> Iterator[PrefixCache]:
+    """Within this block, sub-networks of ``model`` (an ``AdaptiveDepthNetwork``) run on
+    the *same input* reuse the output of every stage whose leading flags they share
+    (depth-first evaluation). Callers must leave the block before feeding a different batch."""
+    cache = PrefixCache()
+    model.selection.stage_cache = cache
+    try:
+        yield cache
+    finally:
+        model.selection.stage_cache = None
+
+
 def evaluate(model: nn.Module, batches, configs: list[SkipConfig] | None = None, *,
              share_prefixes: bool = True) -> list[SubnetResult]:
     """Top-1/top-5 accuracy (%) and loss of each config over all batches of one split.
@@ -55,10 +87,10 @@ def evaluate(model: nn.Module, batches, configs: list[SkipConfig] | None = None,
     totals = torch.zeros(len(configs), 4, dtype=torch.float64)
     was_training = model.training
     model.eval()
-    shared = share_prefixes and len(configs) > 1 and hasattr(model, "shared_prefixes")
+    shared = share_prefixes and len(configs) > 1 and is_adaptive(model)
     with torch.inference_mode():
         for images, targets in batches.epoch(0):
-            with model.shared_prefixes() if shared else nullcontext():
+            with shared_prefixes(model) if shared else nullcontext():
                 for i, config in enumerate(configs):
                     logits = model(images, config).float()
                     c1, c5 = topk_correct(logits, targets)

@@ -1,12 +1,17 @@
 """The adaptive-depth core across the whole registry (paper Sec. 3, Table 5)."""
 import copy
+import dataclasses
 
 import pytest
 import torch
 from torch import nn
 
-from repro.models import ARCHS, AdaptiveDepthNetwork, build_individual, build_model, extract_subnetwork
+from repro.errors import ReproError
+from repro.evaluate import shared_prefixes
+from repro.models import (ARCHS, AdaptiveDepthNetwork, DepthNetwork, FixedDepthNetwork, build_individual, build_model,
+                          extract_subnetwork, is_adaptive)
 from repro.models.adaptive import SkipAware, SkipAwareStochasticDepth
+from repro.models.registry import resolve_config
 from repro.skip import SkipConfig
 from tests.conftest import small_input
 from tests.test_more_archs import NEW_ARCHS
@@ -43,7 +48,7 @@ def test_every_config_runs_and_extracted_subnetworks_match(arch):
 def test_super_net_equals_the_plain_torchvision_model(arch):
     spec = ARCHS.get(arch)
     plain, layout = spec.build_net(spec.num_classes, spec.in_channels, spec.resolution)
-    model = AdaptiveDepthNetwork(copy.deepcopy(plain), layout)
+    model = AdaptiveDepthNetwork(copy.deepcopy(plain), layout, resolve_config(arch))
     x = small_input(spec)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), plain.eval()(x), rtol=0, atol=0)
@@ -140,10 +145,11 @@ def test_shared_prefixes_give_identical_outputs():
     x = small_input(ARCHS.get("resnet_mini"))
     with torch.no_grad():
         separate = [model(x, c) for c in model.configs()]
-        with model.shared_prefixes():
+        with shared_prefixes(model) as cache:
             shared = [model(x, c) for c in model.configs()]
-            assert len(model.selection.prefix_cache) == model.num_stages  # only the current prefixes
-        with model.shared_prefixes():  # any order is still exact
+            assert len(cache.outputs) == model.num_stages  # only the current prefixes
+        assert model.selection.stage_cache is None
+        with shared_prefixes(model):  # any order is still exact
             shuffled = {c: model(x, c) for c in reversed(model.configs())}
     for a, b, c in zip(separate, shared, (shuffled[c] for c in model.configs())):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -171,3 +177,31 @@ def test_in_channels_and_image_size():
     with pytest.raises(Exception, match="divisible by its patch size"):
         build_model("vit_b_16", image_size=28)
     assert isinstance(build_model("resnet_mini", in_channels=3).net.conv1, nn.Conv2d)
+
+
+def test_adaptive_and_fixed_depth_networks_offer_one_interface():
+    net, layout = ARCHS.get("resnet_mini").build_net(10, 1, 28)
+    config = resolve_config("resnet_mini", split=(1, 1, 2, 1))
+    adaptive = AdaptiveDepthNetwork(net, layout, config)
+    depth = SkipConfig.parse("TFTF", 4)
+    fixed = FixedDepthNetwork(extract_subnetwork(adaptive, depth), layout, adaptive.config, depth)
+    # config is set by the constructor: the very settings that rebuild each network
+    assert adaptive.config == config and "config" in vars(adaptive)
+    assert fixed.config == dataclasses.replace(config, skip_aware_norms=False) and "config" in vars(fixed)
+    assert AdaptiveDepthNetwork(*ARCHS.get("resnet_mini").build_net(10, 1, 28),
+                                resolve_config("resnet_mini")).config.split == (2, 2, 3, 2)  # resolved
+    assert build_individual("resnet_mini", depth, split=(1, 1, 2, 1)).config == fixed.config
+    for model in (adaptive, fixed):
+        assert isinstance(model, DepthNetwork)
+        assert all(model.parse_skip(str(c)) == c for c in model.configs())
+        assert [b.module for b in model.blocks()] == [model.net.get_submodule(b.path) for b in model.blocks()]
+    assert adaptive.configs() == SkipConfig.all(4) and adaptive.parse_skip(None) == SkipConfig.super_net(4)
+    assert fixed.configs() == [depth] and fixed.parse_skip(None) == depth
+    with pytest.raises(ReproError, match="fixed-depth"):
+        fixed.parse_skip("FFFF")
+    assert is_adaptive(adaptive) and not is_adaptive(fixed)
+    # the fixed network lists the blocks of its depth: all but the skippable ones of stages 1 and 3
+    kept = [b for b in adaptive.blocks() if b.mandatory or not depth.flags[b.stage]]
+    assert len(kept) < len(adaptive.blocks())
+    assert [(b.stage, b.index, b.mandatory, b.path) for b in fixed.blocks()] == \
+        [(b.stage, b.index, b.mandatory, b.path) for b in kept]

@@ -8,6 +8,7 @@ import torchvision
 from repro.checkpoints import load_checkpoint
 from repro.models import ARCHS, AdaptiveDepthNetwork, build_model, extract_subnetwork
 from repro.models.adaptive import SkipAware, SkipAwareLayerNorm2d, SkipAwareStochasticDepth
+from repro.models.registry import resolve_config
 
 # name -> (blocks per stage, mandatory per stage)
 NEW_ARCHS = {
@@ -81,7 +82,7 @@ def test_super_net_with_copied_weights_equals_torchvision(arch):
     reference = plain_torchvision(arch, size).eval()
     net, layout = ARCHS.get(arch).build_net(1000, 3, size)
     net.load_state_dict(reference.state_dict())
-    model = AdaptiveDepthNetwork(net, layout).eval()
+    model = AdaptiveDepthNetwork(net, layout, resolve_config(arch, 1000, 3, size)).eval()
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)

@@ -18,7 +18,7 @@ import torch
 from repro.deploy.select import check_adaptive
 from repro.errors import ReproError
 from repro.files import atomic_write
-from repro.models.adaptive import extract_subnetwork
+from repro.models.extract import extract_subnetwork
 from repro.skip import SkipLike
 
 FORMATS = ("onnx", "pt2")

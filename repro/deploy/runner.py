@@ -15,7 +15,9 @@ from torch import nn
 
 from repro.deploy.frontier import BUDGETS, best_within, one_budget, pareto_frontier
 from repro.errors import ReproError
-from repro.models.adaptive import AdaptiveDepthNetwork, SkipAware, extract_subnetwork
+from repro.models.adaptive import AdaptiveDepthNetwork, SkipAware
+from repro.models.extract import extract_subnetwork
+from repro.models.interface import is_adaptive
 from repro.skip import SkipLike
 
 if TYPE_CHECKING:
@@ -45,7 +47,7 @@ class AdaptiveRunner:
     """
 
     def __init__(self, model: AdaptiveDepthNetwork, table: pd.DataFrame):
-        if not isinstance(model, AdaptiveDepthNetwork):
+        if not is_adaptive(model):
             raise ReproError("AdaptiveRunner needs an adaptive-depth network (one with sub-networks)")
         self.model = model
         table = table.assign(skip=[str(model.parse_skip(s)) for s in table["skip"]])

@@ -89,9 +89,9 @@ def select(model, accuracy: pd.DataFrame, *, budget_ms: float | None = None, bud
 
 
 def check_adaptive(model, what: str) -> None:
-    from repro.models import AdaptiveDepthNetwork
+    from repro.models import is_adaptive
 
-    if not isinstance(model, AdaptiveDepthNetwork):
+    if not is_adaptive(model):
         raise ReproError(f"{what} needs an adaptive-depth network; this is a network of one fixed depth")
 
 

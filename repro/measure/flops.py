@@ -88,26 +88,19 @@ def subnetwork_costs(model, input_shape: tuple[int, ...], configs=None) -> list[
 
     rows = []
     for config in configs or model.configs():
-        # Costs depend on the structure only: remembered per architecture settings, shape and config.
-        key = _cost_key(model, input_shape, config)
-        cost = _COSTS.get(key) if key is not None else None
+        # Costs depend on the structure only: remembered per architecture settings, shape and
+        # config (a fixed-depth network has the structure of that sub-network of its architecture).
+        key = (model.config, tuple(input_shape), str(config))
+        cost = _COSTS.get(key)
         if cost is None:
-            sub = extract_subnetwork(model, config) if hasattr(model, "shared_prefixes") else model.net
+            sub = extract_subnetwork(model, config)
             cost = SubnetworkCost(config, count_flops(sub, input_shape) / 1e9, count_params(sub) / 1e6)
-            if key is not None:
-                _COSTS[key] = cost
+            _COSTS[key] = cost
         rows.append(cost)
     return rows
 
 
 _COSTS: dict = {}
-
-
-def _cost_key(model, input_shape, config):
-    arch_config = getattr(model, "config", None)
-    if arch_config is None:
-        return None
-    return arch_config, str(getattr(model, "depth", "")), tuple(input_shape), str(config)
 
 
 def flops_table(model, input_shape: tuple[int, ...]):

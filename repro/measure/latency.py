@@ -21,7 +21,6 @@ comparable between the rows of one table, not with the paper's milliseconds.
 """
 from __future__ import annotations
 
-import copy
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from repro.errors import ReproError
 from repro.measure.energy import EnergyMeter, counter_resolution_mj, measure_energy
 from repro.measure.flops import count_flops, count_params
 from repro.measure.interleaved import time_interleaved
-from repro.models.adaptive import AdaptiveDepthNetwork, extract_subnetwork
+from repro.models.extract import extract_subnetwork
 from repro.models.resnet import RESNET50_BLOCKS, bottleneck_resnet
 from repro.skip import SkipLike
 
@@ -159,7 +158,7 @@ def measure_depth_and_width(model, input_shape: tuple[int, int, int], configs: S
 def subnetworks(model, configs: Sequence[SkipLike] | None = None) -> dict[str, nn.Module]:
     """Plain copies of sub-networks of ``model``, keyed by skip config (default: all)."""
     parsed = [model.parse_skip(c) for c in (configs if configs is not None else model.configs())]
-    return {str(c): _deployable(model, c) for c in parsed}
+    return {str(c): extract_subnetwork(model, c) for c in parsed}
 
 
 def width_variants(multipliers: Sequence[float] = (0.25, 0.5, 0.75, 1.0), arch: str = "resnet50",
@@ -181,12 +180,6 @@ def width_variants(multipliers: Sequence[float] = (0.25, 0.5, 0.75, 1.0), arch: 
         variants[f"width x{m:.2f}"] = bottleneck_resnet(widths, num_classes, in_channels, small_input=False,
                                                         blocks=RESNET50_BLOCKS)
     return variants
-
-
-def _deployable(model, config) -> nn.Module:
-    if isinstance(model, AdaptiveDepthNetwork):
-        return extract_subnetwork(model, config)
-    return copy.deepcopy(model.net)  # a FixedDepthNetwork is already plain; copy to leave it be
 
 
 def _energy(calls, meter: EnergyMeter | None, s: Settings):

@@ -20,11 +20,10 @@ small shared ``Selection`` object the wrapper sets at the start of each forward 
 from __future__ import annotations
 
 import copy
-import math
+import dataclasses
 from collections import OrderedDict
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -32,71 +31,24 @@ from torchvision.models.convnext import LayerNorm2d
 from torchvision.ops import StochasticDepth
 
 from repro.errors import ReproError
+from repro.models.interface import ArchConfig
+from repro.models.layout import BlockInfo, Layout, stage_blocks
 from repro.skip import SkipConfig, SkipLike
-
-
-# --------------------------------------------------------------------------- declaration
-@dataclass(frozen=True)
-class Stage:
-    """One residual stage, declared as data.
-
-    container: dotted path of the ``nn.Sequential`` holding the stage's blocks.
-    blocks: the blocks' child names in that container, in order (consecutive).
-    mandatory: the official number of mandatory blocks (the first ones).
-    attached: modules outside the blocks whose norms follow this stage's flag
-        (MobileNetV2's stem and head layers, Swin's patch merging).
-    """
-
-    container: str
-    blocks: tuple[str, ...]
-    mandatory: int
-    attached: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where the stages of a network are, and which norms never become skip-aware."""
-
-    stages: tuple[Stage, ...]
-    # Norms whose module path contains one of these names stay shared (the official
-    # ResNet keeps one BatchNorm in each projection shortcut, ``downsample.1``).
-    shared_norms: tuple[str, ...] = ()
-    # Module (relative to a block) whose output is the residual branch F(h);
-    # None: F(h) = block(h) - h. Used by the residual-norm probe (paper Figure 3).
-    residual_branch: str | None = None
-    # Dimension of channels in stage outputs (1 for NCHW convnets, -1 for token/NHWC layouts).
-    channel_dim: int = 1
-
-    @property
-    def num_stages(self) -> int:
-        return len(self.stages)
-
-    def default_split(self) -> tuple[int, ...]:
-        return tuple(s.mandatory for s in self.stages)
-
-
-def default_mandatory(num_blocks: int) -> int:
-    """The official rule: the first ceil(n/2) blocks are mandatory, at least one skippable."""
-    return min(math.ceil(num_blocks / 2), num_blocks - 1)
-
-
-def sequential_stage(net: nn.Module, container: str, attached: Sequence[str] = ()) -> Stage:
-    """A stage made of all the blocks of one ``nn.Sequential``."""
-    blocks = tuple(name for name, _ in net.get_submodule(container).named_children())
-    return Stage(container, blocks, default_mandatory(len(blocks)), tuple(attached))
 
 
 # --------------------------------------------------------------------------- run-time state
 class Selection:
     """The sub-network of the forward pass in progress, shared by all adaptive modules.
 
-    ``prefix_cache`` (stage, flags up to that stage) -> stage output, when evaluating many
-    sub-networks on one batch; ``features`` stage -> output, when a caller wants them.
+    ``stage_cache``: an object with ``lookup(stage, flags) -> output | None`` and
+    ``store(stage, flags, output)`` that may supply a stage's output instead of computing
+    it (``repro.evaluate.shared_prefixes`` sets one to evaluate many sub-networks on one
+    batch); ``features`` stage -> output, when a caller wants them.
     """
 
     def __init__(self, num_stages: int):
         self.flags: tuple[bool, ...] = (False,) * num_stages
-        self.prefix_cache: dict[tuple[int, tuple[bool, ...]], torch.Tensor] | None = None
+        self.stage_cache = None
         self.features: dict[int, torch.Tensor] | None = None
 
 
@@ -202,8 +154,8 @@ class AdaptiveSequential(nn.Sequential):
     """An ``nn.Sequential`` some of whose children are the blocks of residual stages.
 
     Children outside any stage always run. A stage whose flag is set runs only its
-    mandatory blocks. With a prefix cache active, a stage whose output for the same
-    leading flags is already known returns it instead of recomputing it.
+    mandatory blocks. With a stage cache set, a stage whose output the cache knows for
+    these flags returns it instead of recomputing it.
     """
 
     def __init__(self, sequential: nn.Sequential, slices: Sequence[_StageSlice], selection: Selection):
@@ -225,16 +177,16 @@ class AdaptiveSequential(nn.Sequential):
 
     def _run_stage(self, piece: _StageSlice, children: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
         selection = self.selection
-        key = (piece.stage, selection.flags[: piece.stage + 1])
-        cache = selection.prefix_cache
-        if cache is not None and key in cache:
-            x = cache[key]
+        cache = selection.stage_cache
+        cached = cache.lookup(piece.stage, selection.flags) if cache is not None else None
+        if cached is not None:
+            x = cached
         else:
             end = piece.mandatory_end if selection.flags[piece.stage] else piece.end
             for block in children[piece.start:end]:
                 x = block(x)
             if cache is not None:
-                cache[key] = x
+                cache.store(piece.stage, selection.flags, x)
         if selection.features is not None:
             selection.features[piece.stage] = x
         return x
@@ -250,36 +202,24 @@ class AdaptiveSequential(nn.Sequential):
 
 
 # --------------------------------------------------------------------------- the network
-@dataclass(frozen=True)
-class BlockInfo:
-    """One residual block of a stage, for probes that look inside the network."""
-
-    stage: int
-    index: int  # position within its stage
-    path: str  # module path relative to the wrapped network
-    mandatory: bool
-    module: nn.Module = field(compare=False, repr=False)
-
-
 class AdaptiveDepthNetwork(nn.Module):
     """A residual network whose 2^S sub-networks are selected by a skip config.
 
     ``model(x)`` runs the super-net; ``model(x, skip="TTFF")`` a sub-network. The wrapped
-    torchvision model is ``model.net``; ``split[i]`` is the number of mandatory blocks of
-    stage i (default: the official split). Not thread-safe: one forward at a time.
+    torchvision model is ``model.net``, built for ``config`` (its architecture, classes and
+    input). ``config.split[i]`` is the number of mandatory blocks of stage i (empty: the
+    official split); ``config.skip_aware_norms`` False builds the paper's ablation with one
+    shared norm set; ``config.skip_aware_shortcuts`` (issue 13, beyond the paper) makes the
+    norms ``layout.shared_norms`` keeps shared (ResNet's projection shortcuts) skip-aware
+    too, so each norm set sees one distribution. Not thread-safe: one forward at a time.
     """
 
-    def __init__(self, net: nn.Module, layout: Layout, split: Sequence[int] | None = None,
-                 skip_aware_norms: bool = True, name: str = "this network", skip_aware_shortcuts: bool = False):
+    def __init__(self, net: nn.Module, layout: Layout, config: ArchConfig):
         super().__init__()
         self.net = net
         self.layout = layout
-        self.name = name
-        self.split = tuple(split) if split is not None else layout.default_split()
-        self.skip_aware_norms = skip_aware_norms
-        # Beyond the paper (issue 13): the norms ``layout.shared_norms`` keeps shared (ResNet's
-        # projection shortcuts) become skip-aware too, so each norm set sees one distribution.
-        self.skip_aware_shortcuts = skip_aware_shortcuts
+        # The split is resolved here, so that ``config`` rebuilds this very network.
+        self.config = dataclasses.replace(config, split=tuple(config.split) or layout.default_split())
         self._check_split()
         self._check_shortcuts()
         self.selection = Selection(layout.num_stages)
@@ -287,6 +227,14 @@ class AdaptiveDepthNetwork(nn.Module):
         self._make_modules_skip_aware()
 
     # ------------------------------------------------------------------ construction
+    @property
+    def name(self) -> str:
+        return self.config.arch
+
+    @property
+    def split(self) -> tuple[int, ...]:
+        return self.config.split
+
     def _check_split(self) -> None:
         if len(self.split) != self.layout.num_stages:
             raise ReproError(
@@ -300,9 +248,9 @@ class AdaptiveDepthNetwork(nn.Module):
                     f"so its mandatory blocks must number 1 to {n - 1}")
 
     def _check_shortcuts(self) -> None:
-        if not self.skip_aware_shortcuts:
+        if not self.config.skip_aware_shortcuts:
             return
-        if not self.skip_aware_norms:
+        if not self.config.skip_aware_norms:
             raise ReproError("skip-aware shortcuts need skip-aware norms (drop one of the two options)")
         if not self.layout.shared_norms:
             raise ReproError(f"{self.name} has no shared shortcut norms to make skip-aware")
@@ -333,9 +281,9 @@ class AdaptiveDepthNetwork(nn.Module):
         if type(module) is StochasticDepth:
             return SkipAwareStochasticDepth.wrap(module, stage, self.selection)
         wrapper = SKIP_AWARE_NORMS.get(type(module))
-        if wrapper is None or not self.skip_aware_norms:
+        if wrapper is None or not self.config.skip_aware_norms:
             return None
-        if not self.skip_aware_shortcuts and any(part in path.split(".") for part in self.layout.shared_norms):
+        if not self.config.skip_aware_shortcuts and any(part in path.split(".") for part in self.layout.shared_norms):
             return None
         return wrapper.wrap(module, stage, self.selection)
 
@@ -359,9 +307,6 @@ class AdaptiveDepthNetwork(nn.Module):
         flags = self.parse_skip(skip).flags
         selection = self.selection
         selection.flags = flags
-        if selection.prefix_cache:
-            # Keep only the stage outputs this sub-network can reuse: memory stays at S tensors.
-            selection.prefix_cache = {k: v for k, v in selection.prefix_cache.items() if k[1] == flags[: k[0] + 1]}
         if not return_features:
             return self.net(x)
         selection.features = {}
@@ -372,39 +317,11 @@ class AdaptiveDepthNetwork(nn.Module):
             selection.features = None
         return logits, features
 
-    @contextmanager
-    def shared_prefixes(self) -> Iterator[None]:
-        """Within this block, sub-networks run on the *same input* reuse the output of
-        every stage whose leading flags they share (depth-first evaluation). Callers
-        must leave the block before feeding a different batch."""
-        self.selection.prefix_cache = {}
-        try:
-            yield
-        finally:
-            self.selection.prefix_cache = None
-
     # ------------------------------------------------------------------ structure
     def blocks(self) -> list[BlockInfo]:
         """Every block of every stage, in forward order."""
-        out = []
-        for i, (stage, m) in enumerate(zip(self.layout.stages, self.split)):
-            for j, name in enumerate(stage.blocks):
-                path = f"{stage.container}.{name}"
-                out.append(BlockInfo(i, j, path, j < m, self.net.get_submodule(path)))
-        return out
+        return stage_blocks(self.net, self.layout, self.split)
 
     def skip_aware_modules(self) -> list[tuple[str, SkipAware]]:
         return [(p, m) for p, m in self.net.named_modules() if isinstance(m, SkipAware)]
 
-
-def extract_subnetwork(model: AdaptiveDepthNetwork, skip: SkipLike) -> nn.Module:
-    """A plain (non-adaptive) copy of one sub-network: only the blocks it runs, and in
-    mandatory blocks only the norms it uses. Its outputs equal ``model(x, skip)``; it
-    is an ordinary torchvision model with fewer blocks (module names are kept)."""
-    config = model.parse_skip(skip)
-    net = copy.deepcopy(model.net)
-    for path, module in [(p, m) for p, m in net.named_modules() if isinstance(m, SkipAware)]:
-        net.set_submodule(path, module.to_plain(config.flags[module.stage]))
-    for path, module in [(p, m) for p, m in net.named_modules() if isinstance(m, AdaptiveSequential)]:
-        net.set_submodule(path, module.to_plain(config))
-    return net

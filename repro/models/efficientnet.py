@@ -12,7 +12,7 @@ from __future__ import annotations
 import torchvision
 from torch import nn
 
-from repro.models.adaptive import Layout, sequential_stage
+from repro.models.layout import Layout, sequential_stage
 from repro.models.registry import register_arch
 from repro.models.resnet import rename_skip_norms
 

@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.models.mobilenetv2 import MobileNetV2
 from torchvision.ops import Conv2dNormActivation
 
-from repro.models.adaptive import Layout, Stage, default_mandatory
+from repro.models.layout import Layout, Stage, default_mandatory
 from repro.models.registry import register_arch
 from repro.models.resnet import rename_skip_norms
 

@@ -7,7 +7,6 @@ depth (the paper's individual and "-Base" networks).
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -16,9 +15,12 @@ import torch
 from torch import nn
 
 from repro.errors import ReproError
-from repro.models.adaptive import AdaptiveDepthNetwork, BlockInfo, Layout, extract_subnetwork
+from repro.models.adaptive import AdaptiveDepthNetwork
+from repro.models.extract import FixedDepthNetwork, fixed_depth
+from repro.models.interface import ArchConfig
+from repro.models.layout import Layout
 from repro.registry import Registry
-from repro.skip import SkipConfig, SkipLike
+from repro.skip import SkipLike
 
 NetBuilder = Callable[[int, int, int], "tuple[nn.Module, Layout]"]
 
@@ -55,30 +57,6 @@ def register_arch(name: str, **meta) -> Callable[[NetBuilder], NetBuilder]:
     return ARCHS.register(name, lambda fn: ArchSpec(name=name, build_net=fn, **meta))
 
 
-@dataclass(frozen=True)
-class ArchConfig:
-    """Everything needed to rebuild a model; stored in every checkpoint."""
-
-    arch: str
-    num_classes: int
-    in_channels: int
-    image_size: int
-    split: tuple[int, ...]
-    skip_aware_norms: bool = True
-    skip_aware_shortcuts: bool = False  # issue 13: shortcut norms skip-aware too (beyond the paper)
-
-    def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "split": list(self.split)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ArchConfig:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - fields
-        if unknown:
-            raise ReproError(f"unknown architecture settings {sorted(unknown)}")
-        return cls(**{**data, "split": tuple(data["split"])})
-
-
 def resolve_config(arch: str, num_classes: int | None = None, in_channels: int | None = None,
                    image_size: int | None = None, split: Sequence[int] | None = None,
                    skip_aware_norms: bool = True, skip_aware_shortcuts: bool = False) -> ArchConfig:
@@ -93,11 +71,7 @@ def resolve_config(arch: str, num_classes: int | None = None, in_channels: int |
 def build_from_config(config: ArchConfig) -> AdaptiveDepthNetwork:
     spec = ARCHS.get(config.arch)
     net, layout = spec.build_net(config.num_classes, config.in_channels, config.image_size)
-    model = AdaptiveDepthNetwork(net, layout, split=config.split or None,
-                                 skip_aware_norms=config.skip_aware_norms, name=config.arch,
-                                 skip_aware_shortcuts=config.skip_aware_shortcuts)
-    model.config = dataclasses.replace(config, split=model.split)
-    return model
+    return AdaptiveDepthNetwork(net, layout, config)
 
 
 @functools.cache
@@ -136,51 +110,6 @@ def build_model(arch: str, num_classes: int | None = None, *, in_channels: int |
                                             skip_aware_norms, skip_aware_shortcuts))
 
 
-class FixedDepthNetwork(nn.Module):
-    """A plain network with the depth of one sub-network (individual / "-Base" networks).
-
-    Offers the same call and structure interface as ``AdaptiveDepthNetwork`` for its one
-    config, so training, evaluation and probes treat both alike.
-    """
-
-    def __init__(self, net: nn.Module, depth: SkipConfig, layout: Layout, split: tuple[int, ...], name: str):
-        super().__init__()
-        self.net = net
-        self.depth = depth
-        self.layout = layout
-        self.split = split
-        self.name = name
-
-    @property
-    def num_stages(self) -> int:
-        return self.depth.num_stages
-
-    def parse_skip(self, skip: SkipLike) -> SkipConfig:
-        if skip is None:
-            return self.depth
-        config = SkipConfig.parse(skip, self.num_stages, self.name)
-        if config != self.depth:
-            raise ReproError(f"{self.name} is a fixed-depth network of depth {self.depth}; "
-                             f"it has no sub-network {config}")
-        return config
-
-    def configs(self) -> list[SkipConfig]:
-        return [self.depth]
-
-    def forward(self, x, skip: SkipLike = None):
-        self.parse_skip(skip)
-        return self.net(x)
-
-    def blocks(self) -> list[BlockInfo]:
-        out = []
-        for i, (stage, m) in enumerate(zip(self.layout.stages, self.split)):
-            kept = stage.blocks[:m] if self.depth.flags[i] else stage.blocks
-            for j, name in enumerate(kept):
-                path = f"{stage.container}.{name}"
-                out.append(BlockInfo(i, j, path, j < m, self.net.get_submodule(path)))
-        return out
-
-
 def build_individual(arch: str, depth: SkipLike, num_classes: int | None = None, *,
                      in_channels: int | None = None, image_size: int | None = None,
                      split: Sequence[int] | None = None) -> FixedDepthNetwork:
@@ -193,10 +122,3 @@ def build_individual(arch: str, depth: SkipLike, num_classes: int | None = None,
                            split=split, skip_aware_norms=False)
     return fixed_depth(adaptive, depth)
 
-
-def fixed_depth(model: AdaptiveDepthNetwork, depth: SkipLike) -> FixedDepthNetwork:
-    """The sub-network ``depth`` of ``model`` as a fixed-depth network (weights copied)."""
-    config = model.parse_skip(depth)
-    fixed = FixedDepthNetwork(extract_subnetwork(model, config), config, model.layout, model.split, model.name)
-    fixed.config = dataclasses.replace(model.config, skip_aware_norms=False, skip_aware_shortcuts=False)
-    return fixed

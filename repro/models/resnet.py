@@ -14,7 +14,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
-from repro.models.adaptive import Layout, sequential_stage
+from repro.models.layout import Layout, sequential_stage
 from repro.models.registry import register_arch
 
 RESNET50_BLOCKS = (3, 4, 6, 3)

@@ -14,7 +14,7 @@ import torchvision
 from torchvision.models.swin_transformer import SwinTransformer
 from torch import nn
 
-from repro.models.adaptive import Layout, sequential_stage
+from repro.models.layout import Layout, sequential_stage
 from repro.models.registry import register_arch
 from repro.models.resnet import rename_skip_norms
 

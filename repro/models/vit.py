@@ -13,7 +13,7 @@ import torchvision
 from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer
 
-from repro.models.adaptive import Layout, Stage
+from repro.models.layout import Layout, Stage
 from repro.models.registry import register_arch
 from repro.models.resnet import rename_skip_norms
 
