@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -88,8 +89,6 @@ def measure_networks(networks: dict[str, nn.Module], input_shape: tuple[int, int
     counter's step), ``energy_source`` ("nvml", "rapl", "unavailable"), ``gflops`` (per
     image, fvcore convention), ``params_m, device, batch_size, threads`` (threads used).
     """
-    import pandas as pd
-
     s = Settings(**settings)
     if len(input_shape) != 3:
         raise ReproError(f"input shape {tuple(input_shape)}: expected (channels, height, width)")
