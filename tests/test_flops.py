@@ -64,6 +64,7 @@ def _base_depth_plain(arch):
         "swin_s": lambda: SwinTransformer([4, 4], 96, [1, 1, 9, 1], [3, 6, 12, 24], [7, 7]),
         "vit_l_16": lambda: VisionTransformer(224, 16, num_layers=20, num_heads=16, hidden_dim=1024, mlp_dim=4096),
         "efficientnet_b0": lambda: _efficientnet_b0_layers((1, 1, 1, 2, 2, 2, 1)),
+        "regnet_y_400mf": lambda: _regnet_y_400mf_depths([1, 2, 3, 3]),  # block1 is attached, always runs
     }[arch]()
 
 
@@ -79,10 +80,19 @@ def _efficientnet_b0_layers(layers):
     return EfficientNet([make(*row, n) for row, n in zip(rows, layers)], dropout=0.2)
 
 
+def _regnet_y_400mf_depths(depths):
+    """torchvision's RegNetY-400MF (the parameters of its builder) with ``depths`` blocks per stage."""
+    from torchvision.models.regnet import BlockParams, RegNet
+
+    params = BlockParams.from_init_params(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8, se_ratio=0.25)
+    params.depths = depths
+    return RegNet(params)
+
+
 NEW_FAMILY_GFLOPS = {  # (super, base) at 224 px, fvcore + attention products
     "resnet18": (1.8191, 0.8927), "resnext50_32x4d": (4.2594, 2.7103), "wide_resnet50_2": (11.4269, 6.7421),
     "convnext_tiny": (4.4704, 2.8093), "swin_s": (8.7686, 4.4808), "vit_l_16": (61.6041, 51.3628),
-    "efficientnet_b0": (0.4017, 0.2558),
+    "efficientnet_b0": (0.4017, 0.2558), "regnet_y_400mf": (0.4104, 0.2641),
 }
 
 

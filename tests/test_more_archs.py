@@ -6,7 +6,7 @@ import torch
 import torchvision
 
 from repro.checkpoints import load_checkpoint
-from repro.models import ARCHS, AdaptiveDepthNetwork, build_model, extract_subnetwork
+from repro.models import ARCHS, AdaptiveDepthNetwork, build_model, extract_subnetwork, num_stages
 from repro.models.adaptive import SkipAware, SkipAwareLayerNorm2d, SkipAwareStochasticDepth
 from repro.models.registry import resolve_config
 
@@ -26,6 +26,8 @@ NEW_ARCHS = {
     "swin_b": ((2, 2, 18, 2), (1, 1, 9, 1)),
     "vit_l_16": ((6, 6, 6, 6), (5, 5, 5, 5)),  # the last block of each group of 6 is skippable
     "efficientnet_b0": ((2, 2, 3, 3, 4), (1, 1, 2, 2, 2)),
+    "regnet_y_400mf": ((3, 6, 6), (2, 3, 3)),  # the single-block first stage follows the second's flag
+    "regnet_y_1_6gf": ((2, 6, 17, 2), (1, 3, 9, 1)),
 }
 BIGGEST = {"resnet152", "resnext101_32x8d", "convnext_base", "swin_b", "vit_l_16"}
 params = [pytest.param(a, marks=pytest.mark.slow) if a in BIGGEST else a for a in NEW_ARCHS]
@@ -109,3 +111,12 @@ def test_convnext_downsampling_norms_follow_the_next_stage():
     assert "features.0.1" not in stage and "classifier.0" not in stage  # stem and head stay shared
     assert stage["features.5.4.block.2"] == 2 and "features.5.5.block.2" not in stage
     assert isinstance(model.net.features[5][0].stochastic_depth, SkipAwareStochasticDepth)
+
+
+def test_regnet_shortcut_norms_stay_shared_and_the_single_block_stage_follows_the_next():
+    model = build_model("regnet_y_400mf", image_size=32)
+    stage = {p: m.stage for p, m in model.skip_aware_modules()}
+    assert stage["trunk_output.block1.block1-0.f.a.1"] == 0 and stage["trunk_output.block2.block2-1.f.c.1"] == 0
+    assert not any(".proj." in p for p in stage) and "stem.1" not in stage  # shared, as ResNet's downsample
+    assert "trunk_output.block2.block2-2.f.a.1" not in stage  # skippable block
+    assert num_stages("regnet_y_1_6gf") == 4  # built on the meta device (see regnet.py)
