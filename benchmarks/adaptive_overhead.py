@@ -5,6 +5,8 @@ the ADN base-net (TTTT) against a plain torchvision ResNet of the base-net's dep
 (Bottleneck blocks 2,2,3,2), interleaved, and prints the median ratios. Goal: <= 1.05.
 
     python benchmarks/adaptive_overhead.py [--threads 2] [--repeats 40]
+
+Writes results/benchmarks/adaptive_overhead-cpu.json with provenance (benchmarks/output.py).
 """
 from __future__ import annotations
 
@@ -16,9 +18,14 @@ import torch
 import torchvision
 from torchvision.models.resnet import Bottleneck, ResNet
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.output import write_benchmark  # noqa: E402
 from repro.measure.interleaved import time_interleaved  # noqa: E402
 from repro.models import build_model  # noqa: E402
+
+PAIRS = (("ADN super-net (FFFF)", "torchvision ResNet50"), ("ADN base-net (TTTT)", "torchvision ResNet 2,2,3,2"))
+GOAL_MAX = 1.05
 
 
 def main() -> None:
@@ -43,14 +50,19 @@ def main() -> None:
     with torch.inference_mode():
         timings = time_interleaved(candidates, repeats=args.repeats, warmup=5)
 
+    rows = [{"adn": adn, "plain": plain, "adn_median_ms": timings[adn].median_ms, "adn_iqr_ms": timings[adn].iqr_ms,
+             "plain_median_ms": timings[plain].median_ms, "plain_iqr_ms": timings[plain].iqr_ms,
+             "ratio": timings[adn].median_ms / timings[plain].median_ms, "goal_max": GOAL_MAX} for adn, plain in PAIRS]
+    out = write_benchmark("adaptive_overhead", "cpu", rows,
+                          {"batch": 1, "resolution": args.resolution, "threads": args.threads, "repeats": args.repeats})
+
     print(f"batch 1, {args.resolution}px, CPU, {args.threads} threads, {args.repeats} interleaved runs")
     for name, t in timings.items():
         print(f"  {name:28s} median {t.median_ms:8.2f} ms  (IQR {t.iqr_ms:.2f} ms)")
-    for adn, plain in (("ADN super-net (FFFF)", "torchvision ResNet50"),
-                       ("ADN base-net (TTTT)", "torchvision ResNet 2,2,3,2")):
-        ratio = timings[adn].median_ms / timings[plain].median_ms
-        verdict = "within" if ratio <= 1.05 else "OVER"
-        print(f"ratio {adn} / {plain}: {ratio:.3f} ({verdict} the 5% goal)")
+    for row in rows:
+        verdict = "within" if row["ratio"] <= GOAL_MAX else "OVER"
+        print(f"ratio {row['adn']} / {row['plain']}: {row['ratio']:.3f} ({verdict} the 5% goal)")
+    print(f"wrote {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -26,10 +26,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from repro.files import write_json  # noqa: E402
+from benchmarks.output import device_name, write_benchmark  # noqa: E402
 from repro.measure.interleaved import time_interleaved  # noqa: E402
 from repro.measure.train_cost import Workload  # noqa: E402
-from repro.runs import collect_environment, command_line  # noqa: E402
 
 ARCH, BATCH, SHAPE, CLASSES = "resnet_mini", 128, (1, 28, 28), 10
 STEPS = {"adn": ("adn", None), "individual FFFF": ("individual", "FFFF")}
@@ -115,16 +114,11 @@ def main() -> None:
                      "ratio": alone / reference})
         rows.append({"step": step, "mode": label, "images_per_s": together, "ratio": together / reference})
 
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else collect_environment()[
-        "hardware"]["cpu"]
-    print(f"\nresnet_mini, batch {BATCH}, channels-last, {args.device} ({device_name}), "
+    out = write_benchmark("engine_throughput", args.device, rows, {"steps": args.steps, "jobs": args.jobs})
+    print(f"\nresnet_mini, batch {BATCH}, channels-last, {args.device} ({device_name(args.device)}), "
           f"{torch.get_num_threads()} threads; ratio = images/s / eager fp32 images/s of the same step")
     for row in rows:
         print(f"  {row['step']:16s} {row['mode']:40s} {row['images_per_s']:8.0f} img/s   x{row['ratio']:.2f}")
-    out = ROOT / "results" / "benchmarks" / f"engine_throughput-{'cuda' if args.device.startswith('cuda') else 'cpu'}.json"
-    write_json(out, {"benchmark": "engine_throughput", "device": args.device, "device_name": device_name,
-                     "steps": args.steps, "jobs": args.jobs, "rows": rows, "command": command_line(),
-                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **collect_environment()})
     print(f"wrote {out.relative_to(ROOT)}")
 
 

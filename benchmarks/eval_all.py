@@ -6,6 +6,8 @@ Both ways must give identical numbers; the script checks that, then times them
 interleaved and prints the ratio of medians.
 
     python benchmarks/eval_all.py [--repeats 3] [--resnet50-batches 2] [--resnet50-batch 8]
+
+Writes results/benchmarks/eval_all-cpu.json with provenance (benchmarks/output.py).
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.output import write_benchmark  # noqa: E402
 from repro.data import load_data  # noqa: E402
 from repro.evaluate import evaluate  # noqa: E402
 from repro.measure.flops import subnetwork_costs  # noqa: E402
@@ -23,7 +27,8 @@ from repro.measure.interleaved import time_interleaved  # noqa: E402
 from repro.models import build_model  # noqa: E402
 
 
-def compare(title: str, model, batches, input_shape, repeats: int) -> None:
+def compare(title: str, arch: str, model, batches, input_shape, repeats: int) -> dict:
+    """Checks that both ways agree, times them and prints the speed-up; returns it as a row."""
     model.eval()
     configs = model.configs()
     shared = evaluate(model, batches, configs)
@@ -41,6 +46,9 @@ def compare(title: str, model, batches, input_shape, repeats: int) -> None:
     print(f"  one by one                {slow / 1e3:8.2f} s")
     print(f"  one pass, shared prefixes {fast / 1e3:8.2f} s")
     print(f"  speed-up x{slow / fast:.2f} (goal >= 2.5; FLOPs of all sub-networks summed: {stage_work:.3f} G/image)")
+    return {"arch": arch, "data": title, "sub_networks": len(configs), "identical": True, "one_by_one_s": slow / 1e3,
+            "shared_prefixes_s": fast / 1e3, "speedup": slow / fast, "goal_min": 2.5,
+            "gflops_all_subnetworks_per_image": stage_work}
 
 
 def main() -> None:
@@ -53,13 +61,18 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"CPU, {torch.get_num_threads()} threads; medians of {args.repeats} interleaved repeats")
     data = load_data("fashion_mnist", batch_size=1000, test_subset=2000, augment=False)
-    compare("resnet_mini-ADN on 2,000 Fashion-MNIST test images", build_model("resnet_mini"), data.test,
-            (1, 28, 28), args.repeats)
+    rows = [compare("resnet_mini-ADN on 2,000 Fashion-MNIST test images", "resnet_mini", build_model("resnet_mini"),
+                    data.test, (1, 28, 28), args.repeats)]
     if not args.no_resnet50:
         b = args.resnet50_batch
         fake = load_data("fake", batch_size=b, augment=False, fake_sizes=(b, 1, b * args.resnet50_batches))
-        compare(f"ResNet50-ADN on {args.resnet50_batches} fake ImageNet batches of {b}", build_model("resnet50"),
-                fake.test, (3, 224, 224), args.repeats)
+        rows.append(compare(f"ResNet50-ADN on {args.resnet50_batches} fake ImageNet batches of {b}", "resnet50",
+                            build_model("resnet50"), fake.test, (3, 224, 224), args.repeats))
+    out = write_benchmark("eval_all", "cpu", rows, {"repeats": args.repeats, "resnet50_batches": args.resnet50_batches,
+                                                    "resnet50_batch": args.resnet50_batch,
+                                                    "resnet50": not args.no_resnet50,
+                                                    "threads": torch.get_num_threads()})
+    print(f"wrote {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

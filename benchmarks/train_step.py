@@ -11,6 +11,9 @@
    growth over the set-up, sampled every ms, each in a fresh process, on CPU). Goal <= 1.15x.
 
     python benchmarks/train_step.py [--steps 8] [--resnet50-batch 16] [--no-resnet50]
+
+Writes results/benchmarks/train_step-cpu.json with provenance (benchmarks/output.py): one
+row per number printed, its ``measure`` saying which of the four above it belongs to.
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.output import write_benchmark  # noqa: E402
 from repro.measure.interleaved import time_interleaved  # noqa: E402
 from repro.measure.train_cost import Workload, make_workloads, table2_methods  # noqa: E402
 from repro.methods.losses import soft_cross_entropy  # noqa: E402
@@ -52,18 +57,35 @@ def step_ratios(arch, images, targets, num_classes, channels_last, steps):
     return time_interleaved(candidates, repeats=steps, warmup=2)
 
 
-def report(title, timings):
-    print(f"\n{title}")
+def step_rows(arch, batch, timings) -> list[dict]:
+    """Per-step times as ratios to individual FFFF, the ADN step's overhead over its two
+    passes timed apart, and AlphaNet-style training against ADN."""
     base = timings["individual FFFF"].median_ms
-    for name, t in timings.items():
-        print(f"  {name:22s} {t.median_ms:9.1f} ms/step (IQR {t.iqr_ms:.1f})   x{t.median_ms / base:.2f} of individual FFFF")
+    rows = [{"measure": "step_time", "arch": arch, "batch": batch, "candidate": name, "median_ms": t.median_ms,
+             "iqr_ms": t.iqr_ms, "ratio": t.median_ms / base, "reference": "individual FFFF"}
+            for name, t in timings.items()]
     separate = timings["super-net fwd+bwd"].median_ms + timings["base-net fwd+bwd"].median_ms
-    ratio = timings["adn"].median_ms / separate
-    print(f"  ADN step / (super fwd+bwd + base fwd+bwd) = {ratio:.3f} (goal <= 1.10)")
-    print(f"  alphanet / adn = {timings['alphanet'].median_ms / timings['adn'].median_ms:.2f}")
+    rows.append({"measure": "adn_overhead", "arch": arch, "batch": batch, "candidate": "adn",
+                 "ratio": timings["adn"].median_ms / separate, "reference": "super-net fwd+bwd + base-net fwd+bwd",
+                 "goal_max": 1.10})
+    rows.append({"measure": "alphanet_vs_adn", "arch": arch, "batch": batch, "candidate": "alphanet",
+                 "ratio": timings["alphanet"].median_ms / timings["adn"].median_ms, "reference": "adn"})
+    return rows
 
 
-def data_share(steps):
+def report(title, rows):
+    print(f"\n{title}")
+    for row in rows:
+        if row["measure"] == "step_time":
+            print(f"  {row['candidate']:22s} {row['median_ms']:9.1f} ms/step (IQR {row['iqr_ms']:.1f})"
+                  f"   x{row['ratio']:.2f} of individual FFFF")
+        elif row["measure"] == "adn_overhead":
+            print(f"  ADN step / (super fwd+bwd + base fwd+bwd) = {row['ratio']:.3f} (goal <= 1.10)")
+        else:
+            print(f"  alphanet / adn = {row['ratio']:.2f}")
+
+
+def data_share(steps) -> dict:
     from repro.data import load_data
 
     data = load_data("fashion_mnist", batch_size=128, channels_last=True)
@@ -72,9 +94,12 @@ def data_share(steps):
     adn = Workload("resnet_mini", "adn", None, images, targets, num_classes=10, channels_last=True)
     timings = time_interleaved({"fetch + augment": lambda: next(batches), "adn step": adn.step},
                                repeats=steps, warmup=2)
-    share = timings["fetch + augment"].median_ms / (timings["fetch + augment"].median_ms + timings["adn step"].median_ms)
-    print(f"\nresnet_mini on Fashion-MNIST, batch 128: batch fetch + augmentation {timings['fetch + augment'].median_ms:.2f} ms,"
-          f" ADN step {timings['adn step'].median_ms:.1f} ms: data share {100 * share:.2f}% (goal < 5%)")
+    fetch, step = timings["fetch + augment"].median_ms, timings["adn step"].median_ms
+    row = {"measure": "data_share", "arch": "resnet_mini", "batch": 128, "fetch_ms": fetch, "adn_step_ms": step,
+           "share_pct": 100 * fetch / (fetch + step), "goal_max_pct": 5}
+    print(f"\nresnet_mini on Fashion-MNIST, batch 128: batch fetch + augmentation {fetch:.2f} ms,"
+          f" ADN step {step:.1f} ms: data share {row['share_pct']:.2f}% (goal < 5%)")
+    return row
 
 
 def rss_mib() -> float:
@@ -106,7 +131,7 @@ def peak_memory_child(method: str, one_backward: bool) -> None:
     print(peak[0] - baseline)
 
 
-def memory_ratios() -> None:
+def memory_ratios() -> list[dict]:
     def measure(*args):
         out = subprocess.run([sys.executable, __file__, "--memory-child", *args], capture_output=True, text=True, check=True)
         return float(out.stdout.strip().splitlines()[-1])
@@ -114,6 +139,10 @@ def memory_ratios() -> None:
     print(f"\npeak RSS growth over 3 steps (resnet_mini, batch 256, CPU): individual FFFF {individual:.0f} MiB, "
           f"ADN two-backward {adn:.0f} MiB (x{adn / individual:.2f}, goal <= 1.15), ADN one summed backward "
           f"{adn_one:.0f} MiB (x{adn_one / individual:.2f})")
+    return [{"measure": "peak_rss_growth", "arch": "resnet_mini", "batch": 256, "candidate": name,
+             "peak_rss_growth_mib": mib, "ratio": mib / individual, "reference": "individual FFFF", **goal}
+            for name, mib, goal in (("individual FFFF", individual, {}), ("adn two-backward", adn, {"goal_max": 1.15}),
+                                    ("adn one summed backward", adn_one, {}))]
 
 
 def main() -> None:
@@ -128,13 +157,20 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"CPU, {torch.get_num_threads()} threads; medians of {args.steps} interleaved steps")
     images, targets = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
-    report("resnet_mini, batch 128 of 1x28x28 (channels_last)", step_ratios("resnet_mini", images, targets, 10, True, args.steps))
-    data_share(args.steps * 3)
-    memory_ratios()
+    rows = step_rows("resnet_mini", 128, step_ratios("resnet_mini", images, targets, 10, True, args.steps))
+    report("resnet_mini, batch 128 of 1x28x28 (channels_last)", rows)
+    rows.append(data_share(args.steps * 3))
+    rows += memory_ratios()
     if not args.no_resnet50:
         b = args.resnet50_batch
         images, targets = torch.randn(b, 3, 224, 224), torch.randint(0, 1000, (b,))
-        report(f"resnet50, fake ImageNet-size batch {b} of 3x224x224", step_ratios("resnet50", images, targets, 1000, False, max(3, args.steps // 2)))
+        resnet50 = step_rows("resnet50", b, step_ratios("resnet50", images, targets, 1000, False, max(3, args.steps // 2)))
+        report(f"resnet50, fake ImageNet-size batch {b} of 3x224x224", resnet50)
+        rows += resnet50
+    out = write_benchmark("train_step", "cpu", rows, {"steps": args.steps, "resnet50_batch": args.resnet50_batch,
+                                                      "resnet50": not args.no_resnet50,
+                                                      "threads": torch.get_num_threads()})
+    print(f"wrote {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,30 @@
+"""Where every benchmark writes what it measured: results/benchmarks/<name>-<cpu|cuda>.json,
+its rows with the settings, the device, the command and the code identity that produced them.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from repro.files import write_json
+from repro.runs import collect_environment, command_line, hardware
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
+
+
+def device_name(device: str) -> str | None:
+    """The GPU's name for a CUDA device, else the CPU model."""
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else hardware()["cpu"]
+
+
+def write_benchmark(name: str, device: str, rows: list[dict], settings: dict) -> Path:
+    """Writes one benchmark's rows with provenance (git commit and dirty flag, versions,
+    hardware, command, UTC time); returns the file. A later run on the same kind of
+    device replaces it: the README quotes the newest one."""
+    out = RESULTS / f"{name}-{'cuda' if device.startswith('cuda') else 'cpu'}.json"
+    return write_json(out, {"benchmark": name, "device": device, "device_name": device_name(device), **settings,
+                            "rows": rows, "command": command_line(),
+                            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            **collect_environment()})
