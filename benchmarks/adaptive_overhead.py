@@ -20,7 +20,7 @@ from torchvision.models.resnet import Bottleneck, ResNet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.output import write_benchmark  # noqa: E402
+from benchmarks.output import start_benchmark, write_benchmark  # noqa: E402
 from repro.measure.interleaved import time_interleaved  # noqa: E402
 from repro.models import build_model  # noqa: E402
 
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--resolution", type=int, default=224)
     args = parser.parse_args()
+    start_benchmark()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 

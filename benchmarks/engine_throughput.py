@@ -26,7 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.output import device_name, write_benchmark  # noqa: E402
+from benchmarks.output import device_name, start_benchmark, write_benchmark  # noqa: E402
 from repro.measure.interleaved import time_interleaved  # noqa: E402
 from repro.measure.train_cost import Workload  # noqa: E402
 
@@ -93,6 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker, args.device, args.steps, args.threads)
+    start_benchmark()
 
     cpu = args.device == "cpu"
     threads_each = max(1, torch.get_num_threads() // args.jobs) if cpu else None

@@ -19,7 +19,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.output import write_benchmark  # noqa: E402
+from benchmarks.output import start_benchmark, write_benchmark  # noqa: E402
 from repro.data import load_data  # noqa: E402
 from repro.evaluate import evaluate  # noqa: E402
 from repro.measure.flops import subnetwork_costs  # noqa: E402
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--resnet50-batch", type=int, default=8)
     parser.add_argument("--no-resnet50", action="store_true")
     args = parser.parse_args()
+    start_benchmark()
     torch.manual_seed(0)
     print(f"CPU, {torch.get_num_threads()} threads; medians of {args.repeats} interleaved repeats")
     data = load_data("fashion_mnist", batch_size=1000, test_subset=2000, augment=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from repro.files import write_json
-from repro.runs import collect_environment, command_line, hardware
+from repro.runs import collect_environment, command_line, git_identity, hardware
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
 
@@ -17,6 +17,12 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
 def device_name(device: str) -> str | None:
     """The GPU's name for a CUDA device, else the CPU model."""
     return torch.cuda.get_device_name(device) if device.startswith("cuda") else hardware()["cpu"]
+
+
+def start_benchmark() -> None:
+    """Fixes the code identity that ``write_benchmark`` records to the one at the start:
+    a benchmark can run for many minutes, and commits may land meanwhile."""
+    git_identity()
 
 
 def write_benchmark(name: str, device: str, rows: list[dict], settings: dict) -> Path:

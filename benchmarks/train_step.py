@@ -29,7 +29,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.output import write_benchmark  # noqa: E402
+from benchmarks.output import start_benchmark, write_benchmark  # noqa: E402
 from repro.measure.interleaved import time_interleaved  # noqa: E402
 from repro.measure.train_cost import Workload, make_workloads, table2_methods  # noqa: E402
 from repro.methods.losses import soft_cross_entropy  # noqa: E402
@@ -154,6 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.memory_child:
         return peak_memory_child(args.memory_child[0], "one-backward" in args.memory_child)
+    start_benchmark()
     torch.manual_seed(0)
     print(f"CPU, {torch.get_num_threads()} threads; medians of {args.steps} interleaved steps")
     images, targets = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
