@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.verdicts import NOT_CONVERGED, PROTOCOLS, RULE, _judge, _welch_se, verdicts
+from analysis.verdicts import NOT_CONVERGED, PROTOCOLS, RULE, _judge, verdicts, welch
 from analysis.aggregate import is_base, is_super, summarize
 
 # Figure 4b's comparison networks, each trained at fixed depths, and the role that holds them.
@@ -87,8 +87,8 @@ def depth_matched_table(evals: pd.DataFrame, split: str = "test",
                         column: str = "acc1_pct") -> pd.DataFrame:
     """One row per (arch, skip, comparison) where ADN and a network trained at that depth were
     both evaluated: ADN's mean ``column``, the other's, their difference, its Welch standard
-    error and the smaller seed count. Comparisons: ``DEPTH_MATCHED``."""
-    columns = ["arch", "skip", "comparison", "adn", "other", "diff", "se", "n"]
+    error, its Welch degrees of freedom and the smaller seed count. Comparisons: ``DEPTH_MATCHED``."""
+    columns = ["arch", "skip", "comparison", "adn", "other", "diff", "se", "df", "n"]
     rows = evals[(evals["split"] == split)] if len(evals) else evals
     if not len(rows) or column not in rows or rows[column].isna().all():
         return pd.DataFrame(columns=columns)
@@ -103,9 +103,9 @@ def depth_matched_table(evals: pd.DataFrame, split: str = "test",
             other = next((summary.loc[(arch, r, skip)] for r in roles if (arch, r, skip) in summary.index), None)
             if other is None:
                 continue
+            se, df = welch(adn[std], adn["n_seeds"], other[std], other["n_seeds"])
             out.append({"arch": arch, "skip": skip, "comparison": comparison, "adn": adn[column],
-                        "other": other[column], "diff": adn[column] - other[column],
-                        "se": _welch_se(adn[std], adn["n_seeds"], other[std], other["n_seeds"]),
+                        "other": other[column], "diff": adn[column] - other[column], "se": se, "df": df,
                         "n": min(adn["n_seeds"], other["n_seeds"])})
     return pd.DataFrame(out, columns=columns)
 
@@ -119,7 +119,7 @@ def depth_matched_verdicts(evals: pd.DataFrame, converged: bool = True) -> list[
             continue
         both = evals.assign(acc1_pct=evals[source])
         for row in depth_matched_table(both).itertuples():
-            verdict = _judge(row.diff, row.se, row.n) if converged else NOT_CONVERGED
+            verdict = _judge(row.diff, row.se, row.n, row.df) if converged else NOT_CONVERGED
             kind = "super-net" if is_super(row.skip) else "base-net" if is_base(row.skip) else "sub-network"
             lines.append(f"{row.arch} ADN {kind} {row.skip} minus {row.comparison} at the same depth, "
                          f"{PROTOCOLS[column]}, n = {int(row.n)} seeds: {row.diff:+.2f} pp "

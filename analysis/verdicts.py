@@ -10,8 +10,14 @@ import pandas as pd
 from analysis.aggregate import is_base, is_super, std_name
 
 
-RULE = ("AGREES or DISAGREES (with the paper's direction) only when the mean difference is at least two "
-        "standard errors (Welch) with n >= 2 seeds on each side; INCONCLUSIVE otherwise")
+RULE = ("AGREES or DISAGREES (with the paper's direction) only when a two-sided Welch t-test at the 5 % level "
+        "rejects 'no difference' (|mean difference| >= t(0.975, df) x its standard error, Welch-Satterthwaite df "
+        "rounded down: 12.7 SE at df 1, 4.3 at df 2, 2.8 at df 4) with n >= 2 seeds on each side; "
+        "INCONCLUSIVE otherwise")
+# Student's t, two-sided 5 % critical values for df = 1..30 (standard tables); beyond 30 the
+# df-30 value, slightly conservative (it falls to 1.96).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 NOT_CONVERGED = "INCONCLUSIVE by construction (one epoch is not converged)"
 PROTOCOLS = {"acc1_pct": "stored BatchNorm statistics", "acc1_recal_pct": "BatchNorm statistics re-estimated"}
 
@@ -26,20 +32,35 @@ def verdicts(artifact: str, table: pd.DataFrame, converged: bool = True) -> list
     return check(table, judge)
 
 
-def _judge(diff: float, se: float = math.nan, n: float = 0, paper_sign: float = 1.0) -> str:
+def t_critical(df: float) -> float:
+    """Two-sided 5 % critical value of Student's t at ``df`` rounded down (at least 1)."""
+    if not math.isfinite(df) or df >= len(T_975):
+        return T_975[-1]
+    return T_975[max(int(df), 1) - 1]
+
+
+def _judge(diff: float, se: float = math.nan, n: float = 0, df: float = math.nan, paper_sign: float = 1.0) -> str:
     """The three-valued verdict of a difference whose sign the paper predicts (``RULE``)."""
     if math.isnan(diff):
         return "not measured"
-    if not n or n < 2 or math.isnan(se):
+    if not n or n < 2 or math.isnan(se) or math.isnan(df):
         return f"INCONCLUSIVE (n = {int(n) if n else 0} < 2 seeds)"
-    if abs(diff) < 2 * se:
-        return f"INCONCLUSIVE (|difference| < 2 standard errors, {2 * se:.2f} pp)"
+    threshold = t_critical(df) * se
+    if abs(diff) < threshold:
+        return f"INCONCLUSIVE (|difference| < {threshold:.2f} pp, t(0.975, df) standard errors at df {df:.1f})"
     return "AGREES" if (diff > 0) == (paper_sign > 0) else "DISAGREES"
 
 
-def _welch_se(std_a, n_a, std_b, n_b) -> float:
-    terms = [(s * s / n) if n and n >= 2 and not pd.isna(s) else math.nan for s, n in ((std_a, n_a), (std_b, n_b))]
-    return math.sqrt(sum(terms))
+def welch(std_a, n_a, std_b, n_b) -> tuple[float, float]:
+    """Standard error of a difference of two means and its Welch-Satterthwaite degrees of
+    freedom; NaN when a side has fewer than 2 seeds or no spread."""
+    sides = [(s * s / n, n) if n and n >= 2 and not pd.isna(s) else (math.nan, n) for s, n in ((std_a, n_a), (std_b, n_b))]
+    variance = sum(v for v, _ in sides)
+    if math.isnan(variance):
+        return math.nan, math.nan
+    denominator = sum(v * v / (n - 1) for v, n in sides)
+    df = variance * variance / denominator if denominator > 0 else math.inf
+    return math.sqrt(variance), df
 
 
 def table1_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
@@ -56,11 +77,12 @@ def table1_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
             if delta not in table or pd.isna(row[delta]):
                 continue
             std = std_name(column)
-            se = _welch_se(row[std], row["n_seeds"], other[std], other["n_seeds"]) if other is not None else math.nan
+            se, df = welch(row[std], row["n_seeds"], other[std], other["n_seeds"]) if other is not None \
+                else (math.nan, math.nan)
             n = min(row["n_seeds"], other["n_seeds"]) if other is not None else 0
             lines.append(f"{row['arch']} {row['network']} vs individual network of the same depth, "
                          f"{PROTOCOLS[column]}, n = {int(n)} seeds: ours {row[delta]:+.2f} pp top-1; {claim}: "
-                         f"{judge(row[delta], se, n)}.")
+                         f"{judge(row[delta], se, n, df)}.")
     return lines
 
 
@@ -86,24 +108,24 @@ def _base_net_gaps(table: pd.DataFrame, label: str, reference: str, others=None)
         for other in rows.index.drop(reference):
             if others is None or other in others:
                 row = rows.loc[other]
-                se = _welch_se(ref.get("base_acc1_std"), ref.get("n_seeds"), row.get("base_acc1_std"),
+                se, df = welch(ref.get("base_acc1_std"), ref.get("n_seeds"), row.get("base_acc1_std"),
                                row.get("n_seeds"))
                 n = min(ref.get("n_seeds", 0) or 0, row.get("n_seeds", 0) or 0)
-                yield arch, other, ref["base_acc1_pct"] - row["base_acc1_pct"], se, n
+                yield arch, other, ref["base_acc1_pct"] - row["base_acc1_pct"], se, n, df
 
 
 def table3_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
     return [f"{arch}: base-net top-1 of ADN minus ADN {variant}, stored BatchNorm statistics, n = {int(n)} seeds: "
-            f"{gap:+.2f} pp; the paper finds each component helps: {judge(gap, se, n)}."
-            for arch, variant, gap, se, n in _base_net_gaps(
+            f"{gap:+.2f} pp; the paper finds each component helps: {judge(gap, se, n, df)}."
+            for arch, variant, gap, se, n, df in _base_net_gaps(
                 table, "variant", "ADN", ("w/o self-distillation", "w/o skip-aware norms", "w/o both"))]
 
 
 def table4_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
     return [f"{arch}: base-net top-1 with super-net -> base-net distillation minus {other}, stored BatchNorm "
             f"statistics, n = {int(n)} seeds: {gap:+.2f} pp; the paper finds the exclusive super-to-base strategy "
-            f"best: {judge(gap, se, n)}."
-            for arch, other, gap, se, n in _base_net_gaps(table, "strategy", "super-net -> base-net (ADN)")]
+            f"best: {judge(gap, se, n, df)}."
+            for arch, other, gap, se, n, df in _base_net_gaps(table, "strategy", "super-net -> base-net (ADN)")]
 
 
 def table6_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
@@ -123,9 +145,9 @@ def table6_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
             floor_row = ends.loc[ends[column].idxmin()]
             below = middle[middle[column] < floor_row[column] - 1.0]
             worst = middle.loc[middle[column].idxmin()]
-            se = _welch_se(std[worst.name], n, std[floor_row.name], n)
+            se, df = welch(std[worst.name], n, std[floor_row.name], n)
             # the worst sub-network decides: its gap to the lower trained end (positive: above it)
-            verdict = judge(worst[column] - floor_row[column] + 1.0, se, n)
+            verdict = judge(worst[column] - floor_row[column] + 1.0, se, n, df)
             lines.append(f"{arch}, {PROTOCOLS[column]}, n = {n} seeds: {len(below)} of {len(middle)} sub-networks "
                          f"selected without training fall more than 1 pp below both trained ends (worst "
                          f"{worst['skip']} {worst[column]:.2f}% vs {floor_row['skip']} {floor_row[column]:.2f}%); "

@@ -171,13 +171,18 @@ def save_figure(figure, path: Path) -> Path:
 
 
 def code_identity_line(runs: list[FinishedRun]) -> str:
-    """Which commits the runs were started from (and whether the code differed from them)."""
+    """Which commits the runs were trained from: where each started and where each resume
+    started (and whether the code differed from them)."""
     counts: dict[str, int] = {}
     for run in runs:
-        git = run.record.env().get("git") or {}
-        name = (git.get("commit") or "unknown")[:10] + (" (uncommitted changes)" if git.get("dirty") else "")
-        counts[name] = counts.get(name, 0) + 1
-    return "Runs trained from commit " + ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in counts.items()) + "."
+        env = run.record.env()
+        identities = [env.get("git")] + [segment.get("git") for segment in env.get("segments", [])[1:]]
+        names = dict.fromkeys((g.get("commit") or "unknown")[:10] + (" (uncommitted changes)" if g.get("dirty") else "")
+                              for g in identities if g)
+        for name in names or ["unknown"]:
+            counts[name] = counts.get(name, 0) + 1
+    return "Runs trained from commit " + ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in counts.items()) + \
+        " (a run resumed on another commit counts under each)."
 
 
 def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun]) -> str:

@@ -44,3 +44,23 @@ def imported_packages(package: str) -> dict[str, set[str]]:
 def test_dependencies_point_one_way(package, forbidden):
     offenders = {module: names & forbidden for module, names in imported_packages(package).items() if names & forbidden}
     assert not offenders
+
+
+def main_job() -> list[str]:
+    line = next(line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("MAIN_JOB :="))
+    return line.split(":=", 1)[1].split()
+
+
+def test_the_readme_opens_with_the_main_job():
+    first_line = (ROOT / "README.md").read_text().splitlines()[0]
+    assert "make reproduce" in first_line and " ".join(main_job()[1:]) in first_line
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="needs Fashion-MNIST")
+def test_the_main_job_has_nothing_to_train_or_measure_on_a_fresh_clone():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, *main_job(), "--dry-run"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert ", 0 to train, 0 measurements to take" in result.stdout, result.stdout

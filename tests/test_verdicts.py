@@ -28,8 +28,8 @@ def test_table1_agrees_and_disagrees_beyond_two_standard_errors():
 
 
 def test_table1_is_inconclusive_within_the_noise_or_with_one_seed():
-    noisy, _ = verdicts("table1", table1(0.5, -2.0, std=1.0))  # 2 SE = 2 * sqrt(2/3) = 1.63 pp
-    assert "INCONCLUSIVE" in noisy and "2 standard errors" in noisy
+    noisy, _ = verdicts("table1", table1(0.5, -2.0, std=1.0))  # t(0.975, 4) SE = 2.78 * sqrt(2/3) = 2.27 pp
+    assert "INCONCLUSIVE" in noisy and "standard errors at df" in noisy
     single, _ = verdicts("table1", table1(0.5, -2.0, n=1))
     assert "INCONCLUSIVE (n = 1 < 2 seeds)" in single
 
@@ -56,3 +56,21 @@ def test_table6_counts_untrained_subnetworks_below_both_ends(middle, below, verd
 
 def test_artifacts_without_claims_give_no_lines():
     assert verdicts("table5", pd.DataFrame({"arch": ["m"]})) == []
+
+
+def test_two_seeds_need_a_t_test_not_two_standard_errors():
+    # n = 2 per side: Welch df = 2, so a difference must reach t(0.975, 2) = 4.30 standard
+    # errors; 3 SE (beyond the naive 2 SE) stays inconclusive, 5 SE agrees
+    se = (0.1 ** 2 / 2 * 2) ** 0.5
+    assert "INCONCLUSIVE" in verdicts("table1", table1(3 * se, 5 * se, n=2))[0]
+    assert verdicts("table1", table1(3 * se, 5 * se, n=2))[1].endswith("AGREES.")
+
+
+def test_welch_degrees_of_freedom_and_critical_values():
+    from analysis.verdicts import t_critical, welch
+
+    se, df = welch(0.1, 3, 0.1, 3)
+    assert se == pytest.approx((2 * 0.01 / 3) ** 0.5) and df == pytest.approx(4.0)
+    _, lopsided = welch(0.14, 2, 0.02, 2)  # one noisy side: about one degree of freedom
+    assert 1.0 < lopsided < 1.1 and t_critical(lopsided) == pytest.approx(12.706)
+    assert t_critical(float("inf")) == pytest.approx(2.042) and t_critical(0.3) == pytest.approx(12.706)
