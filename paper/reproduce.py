@@ -190,7 +190,9 @@ def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun]) 
     seeds = sorted({r.seed for r in runs})
     lines = [f"# {art.name}: {art.title}", "",
              f"Preset `{study.preset}`, data set `{study.dataset}`, seeds {', '.join(map(str, seeds)) or '-'}; "
-             f"written by `python cli.py reproduce {art.name} --preset {study.preset}` from the run records listed "
+             f"written by `python cli.py reproduce {art.name} --preset {study.preset}"
+             f"{f' --seeds {len(seeds)}' if len(seeds) > 1 else ''}{''.join(f' --arch {a}' for a in study.only_archs)}` "
+             f"from the run records listed "
              f"in `{art.name}.provenance.json`.", "", code_identity_line(runs), ""]
     if study.dataset != "imagenet":
         lines += ["Our networks are the CPU-sized analogues on a small data set; the paper's columns are its "
