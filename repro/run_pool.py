@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import queue
+import signal
 import threading
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 import torch
@@ -88,6 +90,27 @@ class _Bars:
         self.overall.close()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _ctrl_c_raises():
+    """SIGINT and SIGTERM raise KeyboardInterrupt in this (main) process while the pool runs,
+    whatever it inherited: a shell starts background jobs (``nohup ... &``) with SIGINT
+    ignored, and then Ctrl-C to the process group stopped the workers but not this loop,
+    which went on handing out queued runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def train_concurrently(waves: list[list[RunSpec]], runtime, jobs: int) -> dict[str, tuple[str, str]]:
     """Trains each wave's runs with ``jobs`` worker processes, a wave after the previous
     one has ended (e.g. teachers before their students); returns ``{run_id: (status,
@@ -115,7 +138,7 @@ def train_concurrently(waves: list[list[RunSpec]], runtime, jobs: int) -> dict[s
     reader.start()
     interrupted = False
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        with _ctrl_c_raises(), ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             for wave in waves:
                 queued = list(wave)
                 running: dict[Future, RunSpec] = {}

@@ -137,15 +137,18 @@ except KeyboardInterrupt:
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_the_running_run_and_starts_no_queued_one(tmp_path):
+@pytest.mark.parametrize("started_in_background", [False, True])
+def test_ctrl_c_saves_the_running_run_and_starts_no_queued_one(tmp_path, started_in_background):
     import os
     import signal
     import subprocess
     import sys
     import time
 
+    # a shell starts background jobs (nohup ... &) with SIGINT ignored: Ctrl-C must still stop the pool
+    ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if started_in_background else None
     child = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
-                             text=True, start_new_session=True)
+                             text=True, start_new_session=True, preexec_fn=ignore_sigint)
     first, *queued = child.stdout.readline().split()
     runs = tmp_path / "quick" / "runs"
     deadline = time.monotonic() + 300
