@@ -31,7 +31,7 @@ from torchvision.models.convnext import LayerNorm2d
 from torchvision.ops import StochasticDepth
 
 from repro.errors import ReproError
-from repro.models.interface import ArchConfig
+from repro.models.interface import ArchConfig, StagedNetwork
 from repro.models.layout import BlockInfo, Layout, stage_blocks
 from repro.skip import SkipConfig, SkipLike
 
@@ -202,7 +202,7 @@ class AdaptiveSequential(nn.Sequential):
 
 
 # --------------------------------------------------------------------------- the network
-class AdaptiveDepthNetwork(nn.Module):
+class AdaptiveDepthNetwork(StagedNetwork):
     """A residual network whose 2^S sub-networks are selected by a skip config.
 
     ``model(x)`` runs the super-net; ``model(x, skip="TTFF")`` a sub-network. The wrapped
@@ -227,14 +227,6 @@ class AdaptiveDepthNetwork(nn.Module):
         self._make_modules_skip_aware()
 
     # ------------------------------------------------------------------ construction
-    @property
-    def name(self) -> str:
-        return self.config.arch
-
-    @property
-    def split(self) -> tuple[int, ...]:
-        return self.config.split
-
     def _check_split(self) -> None:
         if len(self.split) != self.layout.num_stages:
             raise ReproError(

@@ -14,7 +14,7 @@ from torch import nn
 
 from repro.errors import ReproError
 from repro.models.adaptive import AdaptiveSequential, SkipAware
-from repro.models.interface import ArchConfig, DepthNetwork
+from repro.models.interface import ArchConfig, DepthNetwork, StagedNetwork
 from repro.models.layout import BlockInfo, Layout, stage_blocks
 from repro.skip import SkipConfig, SkipLike
 
@@ -33,7 +33,7 @@ def extract_subnetwork(model: DepthNetwork, skip: SkipLike) -> nn.Module:
     return net
 
 
-class FixedDepthNetwork(nn.Module):
+class FixedDepthNetwork(StagedNetwork):
     """A plain network with the depth of one sub-network (individual / "-Base" networks).
 
     Offers the same interface as ``AdaptiveDepthNetwork`` for its one config ``depth``, so
@@ -48,14 +48,6 @@ class FixedDepthNetwork(nn.Module):
         self.config = dataclasses.replace(config, split=tuple(config.split) or layout.default_split(),
                                           skip_aware_norms=False, skip_aware_shortcuts=False)
         self.depth = depth
-
-    @property
-    def name(self) -> str:
-        return self.config.arch
-
-    @property
-    def split(self) -> tuple[int, ...]:
-        return self.config.split
 
     @property
     def num_stages(self) -> int:

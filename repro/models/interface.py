@@ -68,6 +68,21 @@ class DepthNetwork(Protocol):
         """Its residual blocks, in forward order (``stage_blocks``)."""
 
 
+class StagedNetwork(nn.Module):
+    """The base of both network classes: what their ``config`` says of them."""
+
+    config: ArchConfig
+
+    @property
+    def name(self) -> str:
+        return self.config.arch
+
+    @property
+    def split(self) -> tuple[int, ...]:
+        """Mandatory blocks per stage."""
+        return self.config.split
+
+
 def is_adaptive(model: DepthNetwork) -> bool:
     """Whether ``model`` has sub-networks to choose among (rather than one fixed depth)."""
     return len(model.configs()) > 1
