@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from analysis.aggregate import is_base, is_super, std_name, summarize
 from analysis.verdicts import NOT_CONVERGED, PROTOCOLS, RULE, _judge, verdicts, welch
-from analysis.aggregate import is_base, is_super, summarize
 
 # Figure 4b's comparison networks, each trained at fixed depths, and the role that holds them.
 DEPTH_MATCHED = {"individual": ("individual", "individual-Base", "individual (depth)"),
@@ -94,7 +94,7 @@ def depth_matched_table(evals: pd.DataFrame, split: str = "test",
         return pd.DataFrame(columns=columns)
     rows = rows.dropna(subset=[column])
     summary = summarize(rows, ["arch", "role", "skip"], [column]).set_index(["arch", "role", "skip"])
-    std = column[: -len("_pct")] + "_std"
+    std = std_name(column)
     out = []
     for (arch, role, skip), adn in summary.iterrows():
         if role != "ADN":

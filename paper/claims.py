@@ -28,12 +28,9 @@ def written_tables(folder: Path) -> dict[str, pd.DataFrame]:
     return {path.stem: pd.read_csv(path) for path in sorted(folder.glob("table*.csv"))}
 
 
-def run_commits(env: dict) -> str:
-    """The commits a run was trained from, in order: where it started and where each resume
-    started ("+" marks uncommitted changes)."""
-    identities = [env.get("git")] + [segment.get("git") for segment in env.get("segments", [])[1:]]
-    names = [(g.get("commit") or "?")[:8] + ("+" if g.get("dirty") else "") for g in identities if g]
-    return ", ".join(dict.fromkeys(names)) or "?"
+def commits_text(identities: list[dict]) -> str:
+    """Commits in order, "+" marking uncommitted changes."""
+    return ", ".join((g.get("commit") or "?")[:8] + ("+" if g.get("dirty") else "") for g in identities) or "?"
 
 
 def run_summary(runs_folder: Path) -> list[str]:
@@ -48,7 +45,7 @@ def run_summary(runs_folder: Path) -> list[str]:
         hardware = env.get("hardware", {})
         device = ", ".join(hardware.get("cuda_devices") or []) or hardware.get("cpu") or "cpu"
         wall = f"{env['wall_s'] / 3600:.2f} h" if env.get("wall_s") else "?"
-        lines.append(f"| `{record.path.name}` | {device} | {run_commits(env)} | {wall} |")
+        lines.append(f"| `{record.path.name}` | {device} | {commits_text(record.code_identities())} | {wall} |")
     header = ["| finished run | device | commits (+: uncommitted changes) | wall time |", "|---|---|---|---|"]
     return (header if lines else []) + lines + ["", f"{len(lines)} finished, {unfinished} under way (not used by "
                                                     "any table)."]
@@ -65,7 +62,7 @@ def write_claims(results_dir: str | Path = "results", preset: str = "mini") -> P
     env = collect_environment()
     text = "\n".join([
         "# Results: the paper's claims against our runs", "",
-        f"Written by `python cli.py claims --preset {preset}` at commit {run_commits(env)} on "
+        f"Written by `python cli.py claims --preset {preset}` at commit {commits_text([env.get('git') or {}])} on "
         f"{datetime.now(timezone.utc).isoformat(timespec='minutes')}, from `{preset}/tables/*.csv` and the finished "
         f"run records in `{preset}/runs/`; do not edit by hand. Every table and figure beside it has a "
         "`.provenance.json` naming its runs, their commits, the hardware and the library versions.", "",

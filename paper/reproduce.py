@@ -175,10 +175,8 @@ def code_identity_line(runs: list[FinishedRun]) -> str:
     started (and whether the code differed from them)."""
     counts: dict[str, int] = {}
     for run in runs:
-        env = run.record.env()
-        identities = [env.get("git")] + [segment.get("git") for segment in env.get("segments", [])[1:]]
-        names = dict.fromkeys((g.get("commit") or "unknown")[:10] + (" (uncommitted changes)" if g.get("dirty") else "")
-                              for g in identities if g)
+        names = [(g.get("commit") or "unknown")[:10] + (" (uncommitted changes)" if g.get("dirty") else "")
+                 for g in run.record.code_identities()]
         for name in names or ["unknown"]:
             counts[name] = counts.get(name, 0) + 1
     return "Runs trained from commit " + ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in counts.items()) + \

@@ -77,6 +77,14 @@ class RunRecord:
     def env(self) -> dict:
         return self._read_json(self.env_file) if self.env_file.is_file() else {}
 
+    def code_identities(self) -> list[dict]:
+        """The code this run was trained with, in order and without repeats: the identity
+        (``{"commit", "dirty"}``) it started from and that of each resume."""
+        env = self.env()
+        identities = [env.get("git")] + [segment.get("git") for segment in env.get("segments", [])[1:]]
+        unique = {(g.get("commit"), bool(g.get("dirty"))): g for g in identities if g}
+        return list(unique.values())
+
     def metrics(self) -> list[dict]:
         if not self.metrics_file.is_file():
             return []
