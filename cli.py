@@ -323,7 +323,7 @@ def artifact_names():
 @cli.command()
 @click.argument("artifacts", nargs=-1, required=True, type=click.Choice(artifact_names()), metavar="ARTIFACT|all")
 @click.option("--preset", type=click.Choice(PRESETS.names()), default="quick", show_default=True)
-@click.option("--seeds", type=POSITIVE_INT, default=1, show_default=True, help="Seeds 0..N-1 of every run.")
+@click.option("--seeds", type=POSITIVE_INT, default=1, show_default=True, help="Seeds 0..N-1 of every run (fig4's AlphaNet-style and stochastic-depth runs: at most 2).")
 @click.option("--dry-run", is_flag=True, help="List the runs and measurements and the expected time; train nothing.")
 @click.option("--arch", "archs", multiple=True, type=click.Choice(ARCHS.names()),
               help="Only the runs of this architecture (repeatable); tables show only its rows.")

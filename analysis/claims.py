@@ -16,7 +16,8 @@ from analysis.verdicts import NOT_CONVERGED, PROTOCOLS, RULE, _judge, verdicts, 
 # Figure 4b's comparison networks, each trained at fixed depths, and the role that holds them.
 DEPTH_MATCHED = {"individual": ("individual", "individual-Base", "individual (depth)"),
                  "KD-individual": ("KD-individual",),
-                 "stochastic depth": ("stochastic depth",)}
+                 "stochastic depth": ("stochastic depth",),
+                 "AlphaNet-style": ("AlphaNet-style",)}
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,12 @@ CLAIMS = [
           "Figure 4b: every ADN sub-network sits at or above individual and KD-individual networks of the same "
           "depth.", "fig4",
           "Each verdict compares one skip configuration of ADN with a network trained alone at that depth "
-          "(individual, KD-individual distilled from the individual super-net, or the stochastic-depth super-net "
-          "with those blocks dropped). Stochastic depth is our addition: it is the cheap way to get a "
-          "depth-robust network without skip-aware norms or self-distillation."),
+          "(individual, KD-individual distilled from the individual super-net), or with the same sub-network of "
+          "another network trained for every depth at once: the stochastic-depth super-net with those blocks "
+          "dropped, or the AlphaNet-style network (sandwich training of random sub-networks; its own protocol "
+          "re-estimates BatchNorm statistics per sub-network, so its stored-statistics numbers are those too). Both are our additions: stochastic depth is the cheap way to a "
+          "depth-robust network without skip-aware norms or self-distillation, AlphaNet-style training the "
+          "costly one that the paper compares only in training time."),
     Claim("ablation", "Self-distillation and skip-aware norms each help the base-net (Table 3)",
           "ResNet50-ADN base-net loses accuracy without self-distillation, without skip-aware norms, and more "
           "without both.", "table3",

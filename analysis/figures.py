@@ -22,7 +22,7 @@ GFLOPS = "GFLOPs"
 TOP1 = "top-1 accuracy (%)"
 INDIVIDUAL_ROLES = ["individual", "individual-Base", "individual (depth)"]
 # Figure 4b's other adaptive networks (beyond the paper), each with its own frontier and colour.
-FIG4_VARIANTS = {"ADN + skip-aware shortcuts": "#9467bd", "stochastic depth": "#8c564b"}
+FIG4_VARIANTS = {"ADN + skip-aware shortcuts": "#9467bd", "stochastic depth": "#8c564b", "AlphaNet-style": "#7f7f7f"}
 FIG7_ROLES = ["1 skippable block per group (official)", "2 skippable blocks per group"]
 
 
@@ -311,7 +311,7 @@ def fig8(cams: dict, images: np.ndarray):
 # Every role of a results folder (notebooks/03-pareto.ipynb): display names and fixed colours
 # besides analysis.style's (the recalibrated ADN must not share ADN's red).
 FRONTIER_LABELS = {"alphanet": "AlphaNet-style"}
-FRONTIER_COLORS = {"ADN (recalibrated BN)": "#ff7f0e", "alphanet": "#7f7f7f", **FIG4_VARIANTS}
+FRONTIER_COLORS = {"ADN (recalibrated BN)": "#ff7f0e", **FIG4_VARIANTS}
 
 
 @themed

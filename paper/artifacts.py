@@ -29,9 +29,14 @@ class RunNeed:
     arch: str
     method: str
     options: tuple[tuple[str, object], ...] = ()
+    max_seeds: int | None = None  # the study's scope trains fewer seeds of this run than --seeds asks
 
     def options_dict(self) -> dict:
         return dict(self.options)
+
+    def seeds(self, asked: int) -> range:
+        """Seeds 0..n-1 of this run for ``reproduce --seeds asked``."""
+        return range(min(asked, self.max_seeds or asked))
 
 
 @dataclass
@@ -128,13 +133,19 @@ def fig3_runs(study: Study) -> list[RunNeed]:
     return [adn(study.convnet), individual(study.convnet, full(study.convnet), "individual")]
 
 
+# Comparison networks of Figure 4b beyond the paper, at two seeds (issue 14's scope): the
+# AlphaNet-style network costs about three individual runs, stochastic depth is issue 18's.
+EXTRA_BASELINE_SEEDS = 2
+
+
 def fig4_runs(study: Study) -> list[RunNeed]:
     arch = study.convnet
     return ([adn(arch), individual(arch, full(arch), "individual"), individual(arch, base(arch), "individual-Base")]
             + [individual(arch, depth, "individual (depth)") for depth in study.individual_depths]
             + [RunNeed("KD-individual", arch, "kd_individual", (("depth", depth),)) for depth in study.kd_depths]
             + ([adn(arch, "ADN + skip-aware shortcuts", **SHORTCUTS)] if has_shortcut_norms(arch) else [])
-            + [RunNeed("stochastic depth", arch, "stochastic_depth")])
+            + [RunNeed("stochastic depth", arch, "stochastic_depth", max_seeds=EXTRA_BASELINE_SEEDS),
+               RunNeed("AlphaNet-style", arch, "alphanet", max_seeds=EXTRA_BASELINE_SEEDS)])
 
 
 def fig7_runs(study: Study) -> list[RunNeed]:

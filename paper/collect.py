@@ -17,7 +17,7 @@ from paper.study import study_for
 from repro.runs import RunRecord
 
 # Figure 4's runs (ADN, individual networks, KD-individual, the skip-aware-shortcut variant,
-# stochastic depth) and Table 2's (which add the AlphaNet-style network).
+# stochastic depth, AlphaNet-style) and Table 2's (the same methods, under their timing labels).
 PARETO_ARTIFACTS = ("fig4", "table2")
 
 

@@ -21,7 +21,7 @@ from repro.specs import RunSpec
 # Images per second of an individual full-depth network's training step on 2 CPU cores
 # (measured here on the quick preset), and each method's cost relative to it.
 CPU_IMAGES_PER_S = {"resnet_mini": 400.0, "vit_mini": 300.0, "mobilenet_v2_mini": 150.0}
-METHOD_COST = {"individual": 1.0, "kd_individual": 1.4, "adn": 1.6, "alphanet": 3.2}
+METHOD_COST = {"individual": 1.0, "stochastic_depth": 1.0, "kd_individual": 1.4, "adn": 1.6, "alphanet": 3.2}
 # Seconds each measurement took here at the quick preset's settings (2 CPU cores,
 # results/quick/measurements/*.json): the estimate for one never measured under --results-dir.
 CPU_MEASURE_S = {"timing": 216.0, "depth_width_latency": 50.0, "latency": 7.0, "norms": 2.0,
@@ -59,7 +59,7 @@ def plan_runs(artifacts: list[Artifact], study: Study, seeds: int, results_dir) 
     plan: dict[str, PlannedRun] = {}
     for art in artifacts:
         for need in run_needs(art, study):
-            for seed in range(seeds):
+            for seed in need.seeds(seeds):
                 spec = spec_for(need, study, seed)
                 entry = plan.setdefault(spec.run_id, PlannedRun(spec, RunRecord(run_directory(results_dir, spec))))
                 entry.roles.append((art.name, need.role))
@@ -180,7 +180,7 @@ def finished_runs(art: Artifact, study: Study, plan: dict[str, PlannedRun], seed
     """The artifact's runs, which must have finished (``planned``: or be about to be trained)."""
     runs = []
     for need in run_needs(art, study):
-        for seed in range(seeds):
+        for seed in need.seeds(seeds):
             entry = plan[spec_for(need, study, seed).run_id]
             if not planned and not entry.record.is_finished():
                 raise ReproError(f"{art.name} needs run {entry.record.path}, which has not finished")

@@ -41,7 +41,7 @@ def test_finished_evals_takes_every_finished_run_in_its_role(tmp_path):
     _record(tmp_path, "alphanet", 1)
     evals = finished_evals(tmp_path, "smoke")
     runs = evals.drop_duplicates("run_id").set_index("run_id")
-    assert sorted(zip(runs["role"], runs["seed"])) == [("ADN", 0), ("ADN", 3), ("alphanet", 1), ("individual", 0)]
+    assert sorted(zip(runs["role"], runs["seed"])) == [("ADN", 0), ("ADN", 3), ("AlphaNet-style", 1), ("individual", 0)]
     assert set(evals["skip"]) == {"FFFF", "TTTT"} and (evals["dataset"] == "fashion_mnist").all()
     # eval.csv's extra columns come along; records without them give NaN
     assert evals.loc[evals["role"] == "individual", "acc1_pct_recalibrated"].isna().all()

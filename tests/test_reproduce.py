@@ -97,9 +97,18 @@ def test_runs_are_reused_not_retrained(smoke_results):
 def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     result = CliRunner().invoke(cli, ["reproduce", "table1", "fig4", "--dry-run", "--results-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "9 runs, 9 to train" in result.output and "expected ~" in result.output
-    assert "resnet_mini-kd_individual-TTTT" in result.output
+    assert "10 runs, 10 to train" in result.output and "expected ~" in result.output
+    assert "resnet_mini-kd_individual-TTTT" in result.output and "resnet_mini-alphanet" in result.output
     assert not (tmp_path / "quick" / "runs").exists()
+
+
+def test_fig4s_extra_baselines_train_at_most_two_seeds(tmp_path):
+    result = CliRunner().invoke(cli, ["reproduce", "fig4", "--preset", "mini", "--seeds", "3", "--arch",
+                                      "resnet_mini", "--dry-run", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for method in ("alphanet", "stochastic_depth"):
+        assert [s for s in range(3) if f"resnet_mini-{method}-fashion_mnist-s{s}-" in result.output] == [0, 1]
+    assert "resnet_mini-adn-fashion_mnist-s2-" in result.output
 
 
 def test_a_results_folder_that_cannot_be_written_is_refused(tmp_path):
