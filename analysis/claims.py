@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.aggregate import is_base, is_super, std_name, summarize
-from analysis.verdicts import NOT_CONVERGED, PROTOCOLS, RULE, _judge, verdicts, welch
+from analysis.verdicts import NOT_CONVERGED, PROTOCOLS, RULE, verdict_of, verdicts, welch
 
 # Figure 4b's comparison networks, each trained at fixed depths, and the role that holds them.
 DEPTH_MATCHED = {"individual": ("individual", "individual-Base", "individual (depth)"),
@@ -58,9 +58,10 @@ CLAIMS = [
           "(individual, KD-individual distilled from the individual super-net), or with the same sub-network of "
           "another network trained for every depth at once: the stochastic-depth super-net with those blocks "
           "dropped, or the AlphaNet-style network (sandwich training of random sub-networks; its own protocol "
-          "re-estimates BatchNorm statistics per sub-network, so its stored-statistics numbers are those too). Both are our additions: stochastic depth is the cheap way to a "
-          "depth-robust network without skip-aware norms or self-distillation, AlphaNet-style training the "
-          "costly one that the paper compares only in training time."),
+          "re-estimates BatchNorm statistics per sub-network, so its stored-statistics numbers are those too). "
+          "Both are our additions: stochastic depth is the cheap way to a depth-robust network without "
+          "skip-aware norms or self-distillation, AlphaNet-style training the costly one, which the paper "
+          "compares only in training time."),
     Claim("ablation", "Self-distillation and skip-aware norms each help the base-net (Table 3)",
           "ResNet50-ADN base-net loses accuracy without self-distillation, without skip-aware norms, and more "
           "without both.", "table3",
@@ -123,7 +124,7 @@ def depth_matched_verdicts(evals: pd.DataFrame, converged: bool = True) -> list[
             continue
         both = evals.assign(acc1_pct=evals[source])
         for row in depth_matched_table(both).itertuples():
-            verdict = _judge(row.diff, row.se, row.n, row.df) if converged else NOT_CONVERGED
+            verdict = verdict_of(row.diff, row.se, row.n, row.df) if converged else NOT_CONVERGED
             kind = "super-net" if is_super(row.skip) else "base-net" if is_base(row.skip) else "sub-network"
             lines.append(f"{row.arch} ADN {kind} {row.skip} minus {row.comparison} at the same depth, "
                          f"{PROTOCOLS[column]}, n = {int(row.n)} seeds: {row.diff:+.2f} pp "

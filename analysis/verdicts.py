@@ -28,7 +28,7 @@ def verdicts(artifact: str, table: pd.DataFrame, converged: bool = True) -> list
     check = VERDICTS.get(artifact)
     if check is None:
         return []
-    judge = _judge if converged else (lambda *args, **kw: NOT_CONVERGED if not math.isnan(args[0]) else "not measured")
+    judge = verdict_of if converged else (lambda *args, **kw: NOT_CONVERGED if not math.isnan(args[0]) else "not measured")
     return check(table, judge)
 
 
@@ -39,7 +39,7 @@ def t_critical(df: float) -> float:
     return T_975[max(int(df), 1) - 1]
 
 
-def _judge(diff: float, se: float = math.nan, n: float = 0, df: float = math.nan, paper_sign: float = 1.0) -> str:
+def verdict_of(diff: float, se: float = math.nan, n: float = 0, df: float = math.nan, paper_sign: float = 1.0) -> str:
     """The three-valued verdict of a difference whose sign the paper predicts (``RULE``)."""
     if math.isnan(diff):
         return "not measured"
@@ -63,7 +63,7 @@ def welch(std_a, n_a, std_b, n_b) -> tuple[float, float]:
     return math.sqrt(variance), df
 
 
-def table1_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
+def table1_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     lines = []
     indexed = table.set_index(["arch", "network"])
     counterpart = {"ADN super-net": "individual", "ADN base-net": "individual-Base"}
@@ -86,7 +86,7 @@ def table1_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
     return lines
 
 
-def table2_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
+def table2_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     steps = table.set_index("method_label")["step_ms"]
     if "adn" not in steps or "alphanet" not in steps:
         return []
@@ -114,21 +114,21 @@ def _base_net_gaps(table: pd.DataFrame, label: str, reference: str, others=None)
                 yield arch, other, ref["base_acc1_pct"] - row["base_acc1_pct"], se, n, df
 
 
-def table3_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
+def table3_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     return [f"{arch}: base-net top-1 of ADN minus ADN {variant}, stored BatchNorm statistics, n = {int(n)} seeds: "
             f"{gap:+.2f} pp; the paper finds each component helps: {judge(gap, se, n, df)}."
             for arch, variant, gap, se, n, df in _base_net_gaps(
                 table, "variant", "ADN", ("w/o self-distillation", "w/o skip-aware norms", "w/o both"))]
 
 
-def table4_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
+def table4_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     return [f"{arch}: base-net top-1 with super-net -> base-net distillation minus {other}, stored BatchNorm "
             f"statistics, n = {int(n)} seeds: {gap:+.2f} pp; the paper finds the exclusive super-to-base strategy "
             f"best: {judge(gap, se, n, df)}."
             for arch, other, gap, se, n, df in _base_net_gaps(table, "strategy", "super-net -> base-net (ADN)")]
 
 
-def table6_verdicts(table: pd.DataFrame, judge=_judge) -> list[str]:
+def table6_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     """Are the sub-networks selected without training between the trained ends? A
     sub-network counts as below when its mean is more than 1 pp under the lower end."""
     lines = []

@@ -3,8 +3,11 @@ import os
 import pytest
 import torch
 
-# Skip reasons that mean "a data set is missing" contain this (the tests that read Debian's
-# Fashion-MNIST say "Debian's dataset-fashion-mnist is not installed").
+from repro.data.idx import DEBIAN_FOLDER as FASHION
+
+# Debian's dataset-fashion-mnist; the tests that read it carry ``needs_fashion``.
+needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+# Skip reasons that mean "a data set is missing" contain this.
 MISSING_DATA = "fashion-mnist"
 
 

@@ -15,9 +15,7 @@ from repro.checkpoints import save_checkpoint  # noqa: E402
 from repro.data import load_data  # noqa: E402
 from repro.evaluate import evaluate  # noqa: E402
 from repro.models import build_individual, build_model  # noqa: E402
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+from tests.conftest import needs_fashion
 
 
 def run(*args):

@@ -13,8 +13,8 @@ from repro.data import DATASETS, idx, load_data
 from repro.data.memory import crop_flip
 from repro.data.splits import choose_splits, interleaved_order
 from repro.errors import ReproError
+from tests.conftest import FASHION
 
-DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 TINY = dict(fake_shape=(1, 28, 28), fake_sizes=(100, 20, 30), fake_num_classes=10)
 TINY_STD = 12 ** -0.5  # the fake data's std, of uniform pixels
 
@@ -42,7 +42,7 @@ def image_keys(images):
 # ---------------------------------------------------------------- Fashion-MNIST (real files)
 @pytest.fixture(scope="module")
 def fashion_set():
-    if not DEBIAN.is_dir():
+    if not FASHION.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     return idx.read_fashion_mnist()
 
@@ -176,7 +176,6 @@ def test_augmentation_changes_images_but_keeps_labels_aligned():
         candidates = [c.flip(-1) if flip else c for oy in range(9) for ox in range(9) for flip in (0, 1)
                       for c in [padded[:, oy: oy + 28, ox: ox + 28]]]
         assert any(torch.allclose(c, b) for c in candidates)
-
 
 
 def test_channels_last_batches():

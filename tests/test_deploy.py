@@ -20,8 +20,8 @@ from repro.deploy.runner import shared_subnetwork  # noqa: E402
 from repro.errors import ReproError  # noqa: E402
 from repro.measure.flops import flops_table  # noqa: E402
 from repro.models import build_individual, build_model  # noqa: E402
+from tests.conftest import needs_fashion  # noqa: E402
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
@@ -155,7 +155,7 @@ def test_select_command_joins_the_runs_eval_csv(run_dir, table, tmp_path, monkey
     assert again.output.strip().startswith("error: no sub-network fits 1e-05 GFLOPs: the cheapest, TTTT")
 
 
-@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@needs_fashion
 def test_select_command_evaluates_without_a_run_record(model, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     save_checkpoint(tmp_path / "alone.pt", model)

@@ -1,7 +1,6 @@
 """The fast engine (issue 12): device-side epoch sums, CPU bf16, the compiled step, and
 concurrent runs that leave the same records as runs one after the other."""
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,9 +12,7 @@ from repro.measure.train_cost import Workload
 from repro.presets import make_spec
 from repro.run_pool import FINISHED, train_concurrently
 from repro.train import Runtime, train
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+from tests.conftest import needs_fashion
 
 
 def test_epoch_sums_equal_host_accounting():

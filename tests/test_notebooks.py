@@ -16,11 +16,10 @@ import pytest
 from repro.presets import make_spec
 from repro.runs import RunRecord, run_directory
 from repro.train import Runtime, train
+from tests.conftest import needs_fashion
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 
 
 def _specs(preset: str):

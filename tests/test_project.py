@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import needs_fashion
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,7 +58,7 @@ def test_the_readme_opens_with_the_main_job():
     assert "make reproduce" in first_line and " ".join(main_job()[1:]) in first_line
 
 
-@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="needs Fashion-MNIST")
+@needs_fashion
 def test_the_main_job_has_nothing_to_train_or_measure_on_a_fresh_clone():
     import subprocess
     import sys

@@ -1,7 +1,6 @@
 """BatchNorm recalibration (issue 8): it restores a model whose statistics were corrupted,
 never changes the caller's model, leaves a normally trained individual network where it was,
 and the CLI prints both column sets."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,9 +14,7 @@ from repro.presets import make_spec
 from repro.recalibrate import NORM_TYPES, bn_drift, recalibrated, recalibration_images, used_norms
 from repro.skip import SkipConfig
 from repro.train import Runtime, train
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+from tests.conftest import FASHION, needs_fashion
 
 
 @pytest.fixture(scope="module")

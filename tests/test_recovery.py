@@ -14,10 +14,9 @@ import torch
 from repro.checkpoints import load_checkpoint
 from repro.presets import make_spec
 from repro.train import Runtime, train
+from tests.conftest import needs_fashion
 
 ROOT = Path(__file__).resolve().parents[1]
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 # 1,600 images at batch 16: 100 steps; logging points (and, with --checkpoint-minutes 0,
 # recovery checkpoints) every 50 steps
 ARGS = ["--arch", "resnet_mini", "--method", "adn", "--preset", "smoke", "--train-subset", "1600"]

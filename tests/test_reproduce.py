@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cli import cli  # noqa: E402
 from paper.artifacts import ARTIFACTS  # noqa: E402
+from tests.conftest import needs_fashion  # noqa: E402
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-pytestmark = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+pytestmark = needs_fashion
 
 TABLE_COLUMNS = {
     "table1": {"arch", "network", "skip", "gflops", "acc1_pct", "delta_vs_individual_pct", "paper_acc1_pct"},

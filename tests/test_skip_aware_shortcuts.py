@@ -13,13 +13,11 @@ from repro.methods import METHODS, check_options
 from repro.models import ARCHS, build_model, extract_subnetwork, has_shortcut_norms
 from repro.models.adaptive import SkipAware, SkipAwareBatchNorm2d
 from repro.presets import make_spec
-from tests.conftest import small_input
+from tests.conftest import needs_fashion, small_input
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cli import cli  # noqa: E402
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def skip_aware_paths(model) -> dict[str, int]:
@@ -104,7 +102,7 @@ def test_methods_lists_the_option():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@needs_fashion
 def test_smoke_training_run(tmp_path):
     result = CliRunner().invoke(cli, ["train", "--arch", "resnet_mini", "--preset", "smoke", "--skip-aware-shortcuts",
                                       "--results-dir", str(tmp_path), "--no-progress", "--device", "cpu"])

@@ -17,8 +17,8 @@ from repro.presets import make_spec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cli import cli  # noqa: E402
+from tests.conftest import needs_fashion
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 INFO = SimpleNamespace(name="fake", num_classes=10, in_channels=1, image_size=16)
 
 
@@ -70,7 +70,7 @@ def test_options_are_checked():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@needs_fashion
 def test_smoke_training_run(tmp_path):
     result = CliRunner().invoke(cli, ["train", "--arch", "resnet_mini", "--method", "stochastic_depth", "--preset",
                                       "smoke", "--results-dir", str(tmp_path), "--no-progress", "--device", "cpu"])

@@ -18,10 +18,9 @@ from repro.errors import ReproError
 from repro.methods import METHODS
 from repro.presets import make_spec
 from repro.train import Runtime, TrainingDiverged, train
+from tests.conftest import needs_fashion
 
 ROOT = Path(__file__).resolve().parents[1]
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 
 
 def quiet(results_dir, **kw):
