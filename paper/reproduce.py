@@ -186,12 +186,18 @@ def code_identity_line(runs: list[FinishedRun]) -> str:
 def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun]) -> str:
 
     seeds = sorted({r.seed for r in runs})
-    lines = [f"# {art.name}: {art.title}", "",
-             f"Preset `{study.preset}`, data set `{study.dataset}`, seeds {', '.join(map(str, seeds)) or '-'}; "
-             f"written by `python cli.py reproduce {art.name} --preset {study.preset}"
-             f"{f' --seeds {len(seeds)}' if len(seeds) > 1 else ''}{''.join(f' --arch {a}' for a in study.only_archs)}` "
-             f"from the run records listed "
-             f"in `{art.name}.provenance.json`.", "", code_identity_line(runs), ""]
+    command = (f"python cli.py reproduce {art.name} --preset {study.preset}"
+               f"{f' --seeds {len(seeds)}' if len(seeds) > 1 else ''}"
+               f"{''.join(f' --arch {a}' for a in study.only_archs)}")
+    if runs:
+        lines = [f"# {art.name}: {art.title}", "",
+                 f"Preset `{study.preset}`, data set `{study.dataset}`, seeds {', '.join(map(str, seeds))}; "
+                 f"written by `{command}` from the run records listed in `{art.name}.provenance.json`.", "",
+                 code_identity_line(runs), ""]
+    else:
+        lines = [f"# {art.name}: {art.title}", "",
+                 f"Preset `{study.preset}`; written by `{command}` from measurements alone, no training runs "
+                 f"(commit, settings and hardware in `{art.name}.provenance.json`).", ""]
     if study.dataset != "imagenet":
         lines += ["Our networks are the CPU-sized analogues on a small data set; the paper's columns are its "
                   "ImageNet numbers (see analysis/reference/paper.csv). Compare directions and gaps, not values.", ""]

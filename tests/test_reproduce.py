@@ -55,6 +55,9 @@ def test_each_table_has_its_columns_and_rows(smoke_results, name):
     assert markdown.startswith(f"# {name}:") and "|" in markdown
     provenance = json.loads((folder / "tables" / f"{name}.provenance.json").read_text())
     assert provenance["artifact"] == name and provenance["git"]["commit"]
+    # the header names the runs' commits, or says that no run went into the table
+    assert ("Runs trained from commit " in markdown) == bool(provenance["runs"])
+    assert ("from measurements alone" in markdown) == (not provenance["runs"])
     for run in provenance["runs"]:
         assert (folder / "runs" / run["run_id"] / "eval.csv").is_file()
 
