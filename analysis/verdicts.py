@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from analysis.aggregate import is_base, is_super, std_name
@@ -19,6 +20,8 @@ RULE = ("AGREES or DISAGREES (with the paper's direction) only when a two-sided 
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 NOT_CONVERGED = "INCONCLUSIVE by construction (one epoch is not converged)"
+TIMING_RULE = ("a timing, not a seed statistic: AGREES or DISAGREES only when the interquartile ranges of the "
+               "interleaved runs do not overlap, INCONCLUSIVE when they do")
 PROTOCOLS = {"acc1_pct": "stored BatchNorm statistics", "acc1_recal_pct": "BatchNorm statistics re-estimated"}
 
 
@@ -39,15 +42,18 @@ def t_critical(df: float) -> float:
     return T_975[max(int(df), 1) - 1]
 
 
-def verdict_of(diff: float, se: float = math.nan, n: float = 0, df: float = math.nan, paper_sign: float = 1.0) -> str:
-    """The three-valued verdict of a difference whose sign the paper predicts (``RULE``)."""
+def verdict_of(diff: float, se: float = math.nan, n: float = 0, df: float = math.nan, paper_sign: float = 1.0,
+               unit: str = "{:.2f} pp") -> str:
+    """The three-valued verdict of a difference whose sign the paper predicts (``RULE``);
+    ``unit`` formats the threshold (percentage points by default)."""
     if math.isnan(diff):
         return "not measured"
     if not n or n < 2 or math.isnan(se) or math.isnan(df):
         return f"INCONCLUSIVE (n = {int(n) if n else 0} < 2 seeds)"
     threshold = t_critical(df) * se
     if abs(diff) < threshold:
-        return f"INCONCLUSIVE (|difference| < {threshold:.2f} pp, t(0.975, df) standard errors at df {df:.1f})"
+        return (f"INCONCLUSIVE (|difference| < {unit.format(threshold)}, t(0.975, df) standard errors at "
+                f"df {df:.1f})")
     return "AGREES" if (diff > 0) == (paper_sign > 0) else "DISAGREES"
 
 
@@ -91,7 +97,10 @@ def table2_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     if "adn" not in steps or "alphanet" not in steps:
         return []
     ratio = steps["alphanet"] / steps["adn"]
-    verdict = "AGREES" if ratio > 1.0 else "DISAGREES"  # a timing (median of interleaved steps), not seeds
+    # TIMING_RULE, with each interquartile range taken as centred on its median (the table keeps its width)
+    iqr = table.set_index("method_label")["step_iqr_ms"] / 2 if "step_iqr_ms" in table else steps * 0
+    verdict = ("AGREES" if steps["alphanet"] - iqr["alphanet"] > steps["adn"] + iqr["adn"] else
+               "DISAGREES" if steps["alphanet"] + iqr["alphanet"] < steps["adn"] - iqr["adn"] else "INCONCLUSIVE")
     return [f"AlphaNet-style / ADN training time per step (median of interleaved steps): x{ratio:.2f}; the paper "
             f"finds ADN much cheaper (2 vs 4 forward-backward passes): {verdict}."]
 
@@ -155,5 +164,82 @@ def table6_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     return lines
 
 
+def table7_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
+    """Each split against the official one: the split whose base-net has fewer FLOPs should
+    have the less accurate base-net (the paper's trade-off)."""
+    lines = []
+    for arch, rows in table.groupby("arch", sort=False):
+        official = rows[rows["split"].str.contains("official")]
+        if len(official) != 1:
+            continue
+        ref = official.iloc[0]
+        for _, row in rows.drop(official.index).iterrows():
+            cheaper = row["base_gflops"] < ref["base_gflops"]
+            # positive: the cheaper base-net is the less accurate one
+            gap = (ref["base_acc1_pct"] - row["base_acc1_pct"]) * (1 if cheaper else -1)
+            se, df = welch(ref.get("base_acc1_std"), ref.get("n_seeds"), row.get("base_acc1_std"), row.get("n_seeds"))
+            n = min(ref.get("n_seeds", 0) or 0, row.get("n_seeds", 0) or 0)
+            lines.append(f"{arch}: split {row['split']} vs the official {ref['split']}, stored BatchNorm statistics, "
+                         f"n = {int(n)} seeds: base-net {row['base_gflops']:.4f} vs {ref['base_gflops']:.4f} GFLOPs, "
+                         f"top-1 {row['base_acc1_pct']:.2f} % vs {ref['base_acc1_pct']:.2f} %; the paper finds the "
+                         f"cheaper base-net less accurate: {judge(gap, se, n, df)}.")
+    return lines
+
+
+def norm_ratio_verdicts(norms: pd.DataFrame, judge=verdict_of) -> list[str]:
+    """Figure 3 (``residual_norm_ratios`` rows of both networks, one or more seeds): per seed,
+    the mean ||F(h)||/||h|| over the skippable blocks of the ADN super-net and of the
+    individual network; individual minus ADN (the paper: positive), judged over seeds."""
+    lines = []
+    for arch, rows in norms[norms["kind"] == "skippable"].groupby("arch", sort=False):
+        per_seed = rows.groupby(["role", "seed"])["ratio_mean"].mean()
+        if not {"ADN super-net", "individual"} <= set(per_seed.index.get_level_values("role")):
+            continue
+        adn, individual = per_seed["ADN super-net"], per_seed["individual"]
+        se, df = welch(adn.std(), len(adn), individual.std(), len(individual))
+        n = min(len(adn), len(individual))
+        diff = individual.mean() - adn.mean()
+        blocks = rows[["stage", "block"]].drop_duplicates().shape[0]
+        lines.append(f"{arch}: mean ||F(h)||/||h|| over the {blocks} skippable blocks, ADN super-net "
+                     f"{adn.mean():.3f} vs individual {individual.mean():.3f}, n = {n} seed{'s' * (n != 1)}: "
+                     f"individual minus ADN {diff:+.3f}; the paper finds ADN's lower: "
+                     f"{judge(diff, se, n, df, unit='{:.3f}')}.")
+    return lines
+
+
+def depth_width_verdicts(latency: pd.DataFrame, judge=verdict_of) -> list[str]:
+    """Figure 6a (``measure_depth_and_width`` rows): every ADN sub-network but the super-net
+    against the width-multiplier curve at its FLOPs (latency and quartiles linearly
+    interpolated between the two nearest width variants); ``TIMING_RULE`` per sub-network,
+    then AGREES when at least half of them are faster and none slower, DISAGREES when at
+    least half are slower and none faster, INCONCLUSIVE otherwise."""
+    depth = latency[latency["kind"] == "depth"]
+    width = latency[latency["kind"] == "width"].sort_values("gflops")
+    if depth.empty or len(width) < 2:
+        return []
+    compared = depth[(depth["gflops"] < depth["gflops"].max()) & depth["gflops"].between(width["gflops"].min(),
+                                                                                          width["gflops"].max())]
+    if compared.empty:
+        return []
+
+    def by_width(column):
+        return np.interp(compared["gflops"], width["gflops"], width[column])
+
+    faster = compared["latency_q3_ms"].to_numpy() < by_width("latency_q1_ms")
+    slower = compared["latency_q1_ms"].to_numpy() > by_width("latency_q3_ms")
+    half = len(compared) / 2
+    verdict = ("AGREES" if faster.sum() >= half and not slower.any() else
+               "DISAGREES" if slower.sum() >= half and not faster.any() else "INCONCLUSIVE")
+    base = compared["gflops"].to_numpy().argmin()
+    first = latency.iloc[0]
+    return [f"{first.get('device', '?')}, batch {first.get('batch_size', 1)}, {first.get('runs', '?')} interleaved "
+            f"runs: {int(faster.sum())} of {len(compared)} ADN sub-networks are faster than the width multipliers at "
+            f"their FLOPs and {int(slower.sum())} slower (interquartile ranges apart), the rest overlap; base-net "
+            f"{compared['network'].iloc[base]} {compared['latency_ms'].iloc[base]:.1f} ms vs "
+            f"{by_width('latency_ms')[base]:.1f} ms by width at {compared['gflops'].iloc[base]:.2f} GFLOPs (medians); "
+            f"the paper finds depth faster: {verdict}."]
+
+
 VERDICTS = {"table1": table1_verdicts, "table2": table2_verdicts, "table3": table3_verdicts,
-            "table4": table4_verdicts, "table6": table6_verdicts}
+            "table4": table4_verdicts, "table6": table6_verdicts, "table7": table7_verdicts,
+            "fig3": norm_ratio_verdicts, "fig6": depth_width_verdicts}

@@ -16,7 +16,7 @@ from repro.files import write_text
 from repro.runs import RunRecord, collect_environment
 
 CONVERGED_PRESETS = ("mini", "paper")
-STUDY_SEEDS = {"table1": 3, "fig4": 3, "table3": 2, "table4": 2, "table7": 2, "fig7": 2}
+STUDY_SEEDS = {"table1": 3, "table6": 3, "fig3": 3, "fig4": 3, "table3": 2, "table4": 2, "table7": 2, "fig7": 2}
 
 
 def reproduce_command(preset: str, artifact: str) -> str:
@@ -24,8 +24,10 @@ def reproduce_command(preset: str, artifact: str) -> str:
     return f"python cli.py reproduce {artifact} --preset {preset}" + (f" --seeds {seeds}" if seeds > 1 else "")
 
 
-def written_tables(folder: Path) -> dict[str, pd.DataFrame]:
-    return {path.stem: pd.read_csv(path) for path in sorted(folder.glob("table*.csv"))}
+def written_frames(folder: Path) -> dict[str, pd.DataFrame]:
+    """The tables ``reproduce`` wrote and the measurements it cached, by name."""
+    return {path.stem: pd.read_csv(path) for path in [*sorted((folder / "tables").glob("table*.csv")),
+                                                       *sorted((folder / "measurements").glob("*.csv"))]}
 
 
 def commits_text(identities: list[dict]) -> str:
@@ -55,7 +57,7 @@ def write_claims(results_dir: str | Path = "results", preset: str = "mini") -> P
     """Writes ``<results_dir>/README.md`` for ``preset``'s tables and runs; returns its path."""
     root = Path(results_dir)
     folder = root / preset
-    tables = written_tables(folder / "tables")
+    tables = written_frames(folder)
     evals = finished_evals(root, preset, [a.name for a in select_artifacts(["fig4"])])
     body = claims_markdown(tables, evals, preset, preset in CONVERGED_PRESETS,
                            lambda artifact: reproduce_command(preset, artifact))
@@ -63,8 +65,8 @@ def write_claims(results_dir: str | Path = "results", preset: str = "mini") -> P
     text = "\n".join([
         "# Results: the paper's claims against our runs", "",
         f"Written by `python cli.py claims --preset {preset}` at commit {commits_text([env.get('git') or {}])} on "
-        f"{datetime.now(timezone.utc).isoformat(timespec='minutes')}, from `{preset}/tables/*.csv` and the finished "
-        f"run records in `{preset}/runs/`; do not edit by hand. Every table and figure beside it has a "
+        f"{datetime.now(timezone.utc).isoformat(timespec='minutes')}, from `{preset}/tables/*.csv`, `{preset}/measurements/*.csv` "
+        f"and the finished run records in `{preset}/runs/`; do not edit by hand. Every table and figure beside it has a "
         "`.provenance.json` naming its runs, their commits, the hardware and the library versions.", "",
         "- `quick/`: one-epoch runs of every artifact, a smoke test of the whole pipeline; not converged.",
         "- `mini/`: the converged CPU-sized study (15 epochs, resnet_mini / vit_mini / mobilenet_v2_mini on "

@@ -50,6 +50,10 @@ class MeasureContext:
         return sorted((r for r in self.finished if r.role == role and r.arch == arch), key=lambda r: r.seed)
 
 
+def no_runs(ctx: MeasureContext) -> list[FinishedRun]:
+    return []
+
+
 @dataclass(frozen=True)
 class Measurement:
     name: str
@@ -57,11 +61,16 @@ class Measurement:
     uses: Callable[[MeasureContext], list[FinishedRun]]
     compute: Callable[[MeasureContext], object]  # DataFrame, or a dict of tensors (saved with torch)
 
+    @property
+    def reads_runs(self) -> bool:
+        """Whether it needs trained runs (else ``reproduce`` takes it before training)."""
+        return self.uses is not no_runs
+
 
 MEASUREMENTS: Registry[Measurement] = Registry("measurement")
 
 
-def measurement(name: str, settings: Callable[[Study], dict], uses=lambda ctx: []):
+def measurement(name: str, settings: Callable[[Study], dict], uses=no_runs):
     def register(compute):
         MEASUREMENTS.add(name, Measurement(name, settings, uses, compute))
         return compute

@@ -22,7 +22,7 @@ from analysis.aggregate import to_markdown
 from analysis.reference import load_reference
 from analysis.verdicts import RULE, verdicts
 from paper.artifacts import Artifact, ArtifactInputs
-from paper.measurements import FinishedRun, MeasureContext, measure
+from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, measure
 from paper.plan import (TEACHER_READERS, PlannedRun, describe_measurements, describe_plan, expected_time,
                         finished_runs, plan_runs, select_artifacts, training_order)
 from paper.study import Study, study_for
@@ -52,12 +52,24 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
     if dry_run:
         return []
     started = time.perf_counter()
+    if todo:
+        measure_before_training(artifacts, study, runtime, echo)
     train_missing(todo, runtime, echo, jobs)
     written = []
     for art in artifacts:
         written += write_artifact(art, study, plan, seeds, runtime, echo, started)
     echo(f"done in {time.perf_counter() - started:.0f} s")
     return written
+
+
+def measure_before_training(artifacts: list[Artifact], study: Study, runtime: Runtime, echo) -> None:
+    """Takes the measurements that read no trained run (timings, latencies, layouts) before
+    training: on a machine not yet busy with it, and cached even if the training is stopped."""
+    ctx = MeasureContext(study, [], runtime.data_path, measurement_device(runtime))
+    folder = Path(runtime.results_dir) / study.preset / "measurements"
+    for name in dict.fromkeys(name for art in artifacts for name in art.measurements):
+        if not MEASUREMENTS.get(name).reads_runs:
+            measure(name, ctx, folder, echo)
 
 
 def train_missing(todo: list[PlannedRun], runtime: Runtime, echo, jobs: int = 1) -> None:
@@ -207,7 +219,7 @@ def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun]) 
     if notes:
         lines += ["## Against the paper", "",
                   f"Rule: {RULE}." if converged else
-                  f"The `{study.preset}` preset trains one epoch: far from convergence, so every verdict here is "
-                  f"INCONCLUSIVE by construction (rule for converged presets: {RULE}).", ""]
+                  f"The `{study.preset}` preset trains one epoch: far from convergence, so every accuracy verdict "
+                  f"here is INCONCLUSIVE by construction (rule for converged presets: {RULE}).", ""]
         lines += [f"- {note}" for note in notes] + [""]
     return "\n".join(lines)

@@ -55,3 +55,24 @@ def test_claims_command_writes_results_readme_from_an_empty_study(tmp_path):
     assert path == tmp_path / "README.md" and text.count("### ") == len(CLAIMS)
     assert "`python cli.py reproduce table1 --preset mini --seeds 3`" in text
     assert "0 finished, 0 under way" in text
+
+
+def test_with_every_artifact_written_every_claim_has_a_verdict():
+    from tests.test_verdicts import latency, norms, table1, table7
+
+    def base_nets(label, names):
+        return pd.DataFrame({"arch": "m", label: names, "base_acc1_pct": 80.0, "base_acc1_std": 0.1, "n_seeds": 2})
+
+    frames = {"table1": table1(0.5, 0.5), "table7": table7(90.0, 88.0, 0.4), "norms": norms(0.3),
+              "depth_width_latency": latency((30.0, 26.0, 20.0)),
+              "table2": pd.DataFrame({"method_label": ["adn", "alphanet"], "step_ms": [100.0, 180.0]}),
+              "table3": base_nets("variant", ["ADN", "w/o self-distillation", "w/o skip-aware norms", "w/o both"]),
+              "table4": base_nets("strategy", ["super-net -> base-net (ADN)", "random -> random"]),
+              "table6": pd.DataFrame({"arch": "m", "skip": ["FF", "FT", "TT"], "acc1_pct": [80.0, 79.0, 78.0],
+                                      "acc1_std": 0.1, "n_seeds": 3})}
+    text = claims_markdown(frames, evals(1.0), "mini", True, lambda artifact: f"reproduce {artifact}")
+    sections = text.split("### ")[1:]
+    assert len(sections) == len(CLAIMS)
+    for section in sections:
+        verdict_lines = [line for line in section.splitlines() if line.startswith("- ")]
+        assert verdict_lines and all(line.rstrip(".").endswith(("AGREES", "DISAGREES", ")")) for line in verdict_lines), section

@@ -87,6 +87,15 @@ def test_each_figure_is_written(smoke_results, name):
     assert (folder / "figures" / f"{name}.provenance.json").is_file()
 
 
+def test_measurements_that_read_no_run_are_taken_before_training(smoke_results):
+    _, output = smoke_results
+    lines = output.splitlines()
+    first_training = next(i for i, line in enumerate(lines) if line.startswith(("[1/", "training ")))
+    before = {line.split()[1] for line in lines[:first_training] if line.startswith("measuring ")}
+    assert before == {"timing", "latency", "depth_width_latency", "layouts"}
+    assert "measuring norms ..." in output[output.index(lines[first_training]):]
+
+
 def test_runs_are_reused_not_retrained(smoke_results):
     folder, _ = smoke_results
     before = {p: p.stat().st_mtime_ns for p in (folder / "runs").glob("*/eval.csv")}

@@ -74,3 +74,72 @@ def test_welch_degrees_of_freedom_and_critical_values():
     _, lopsided = welch(0.14, 2, 0.02, 2)  # one noisy side: about one degree of freedom
     assert 1.0 < lopsided < 1.1 and t_critical(lopsided) == pytest.approx(12.706)
     assert t_critical(float("inf")) == pytest.approx(2.042) and t_critical(0.3) == pytest.approx(12.706)
+
+
+def table7(official_base, other_base, other_gflops, n=2, std=0.1):
+    return pd.DataFrame({"arch": ["m", "m"], "split": ["2,2 (official)", "other"], "super_gflops": [1.0, 1.0],
+                         "base_gflops": [0.6, other_gflops], "base_acc1_pct": [official_base, other_base],
+                         "base_acc1_std": [std, std], "n_seeds": [n, n]})
+
+
+@pytest.mark.parametrize("other_base, other_gflops, verdict", [
+    (88.0, 0.4, "AGREES"),  # cheaper base-net, less accurate: the paper's trade-off
+    (92.0, 0.4, "DISAGREES"),  # cheaper and more accurate
+    (92.0, 0.8, "AGREES"),  # costlier base-net, more accurate
+    (88.0, 0.8, "DISAGREES")])
+def test_table7_expects_the_cheaper_base_net_to_be_the_less_accurate(other_base, other_gflops, verdict):
+    (line,) = verdicts("table7", table7(90.0, other_base, other_gflops))
+    assert "split other vs the official 2,2 (official)" in line and line.endswith(f"{verdict}.")
+    (single,) = verdicts("table7", table7(90.0, other_base, other_gflops, n=1))
+    assert "INCONCLUSIVE (n = 1 < 2 seeds)" in single
+
+
+def norms(adn_skippable: float, seeds=(0, 1, 2)) -> pd.DataFrame:
+    """Two skippable and one mandatory block per network; the mandatory blocks go the other way."""
+    rows = []
+    for seed in seeds:
+        wobble = 0.01 * seed
+        for role, skippable, mandatory in (("ADN super-net", adn_skippable, 0.9), ("individual", 0.5, 0.5)):
+            rows += [(role, seed, 1, 1, "mandatory", mandatory + wobble),
+                     (role, seed, 1, 2, "skippable", skippable + wobble), (role, seed, 2, 2, "skippable", skippable)]
+    return pd.DataFrame(rows, columns=["role", "seed", "stage", "block", "kind", "ratio_mean"]).assign(arch="m")
+
+
+def test_norm_ratios_are_judged_over_seeds_on_the_skippable_blocks():
+    (lower,) = verdicts("fig3", norms(0.3))
+    assert "over the 2 skippable blocks" in lower and "n = 3 seeds" in lower and lower.endswith("AGREES.")
+    (higher,) = verdicts("fig3", norms(0.7))
+    assert "individual minus ADN -0.200" in higher and higher.endswith("DISAGREES.")
+    (one_seed,) = verdicts("fig3", norms(0.3, seeds=(0,)))
+    assert "n = 1 seed:" in one_seed and "INCONCLUSIVE (n = 1 < 2 seeds)" in one_seed
+
+
+def latency(depth_ms, spread=1.0):
+    """Sub-networks at 4, 3.5, 3 and 2.5 GFLOPs (the first is the super-net) and width
+    variants at 1 and 4 GFLOPs taking 10 and 40 ms: 35, 30 and 25 ms by width at the others'."""
+    rows = [("depth", name, g, ms) for name, g, ms in zip(["FF", "FT", "TF", "TT"], [4.0, 3.5, 3.0, 2.5],
+                                                          [40.0, *depth_ms])]
+    rows += [("width", "width x0.50", 1.0, 10.0), ("width", "width x1.00", 4.0, 40.0)]
+    table = pd.DataFrame(rows, columns=["kind", "network", "gflops", "latency_ms"])
+    return table.assign(latency_q1_ms=table["latency_ms"] - spread, latency_q3_ms=table["latency_ms"] + spread,
+                        device="cpu", batch_size=1, runs=20)
+
+
+@pytest.mark.parametrize("depth_ms, counts, verdict", [
+    ((30.0, 26.0, 20.0), "3 of 3 ADN sub-networks are faster than the width multipliers at their FLOPs and 0 slower",
+     "AGREES"),
+    ((40.0, 35.0, 30.0), "0 of 3 ADN sub-networks are faster than the width multipliers at their FLOPs and 3 slower",
+     "DISAGREES"),
+    ((35.0, 26.0, 25.5), "1 of 3 ADN sub-networks are faster", "INCONCLUSIVE")])  # the others' quartiles overlap
+def test_depth_against_width_at_equal_flops_needs_separated_quartiles(depth_ms, counts, verdict):
+    (line,) = verdicts("fig6", latency(depth_ms))
+    assert counts in line and "base-net TT" in line and line.endswith(f"{verdict}.")
+
+
+def test_table2_timing_is_inconclusive_when_the_interquartile_ranges_overlap():
+    def table2(adn_iqr):
+        return pd.DataFrame({"method_label": ["adn", "alphanet"], "step_ms": [100.0, 180.0],
+                             "step_iqr_ms": [adn_iqr, 20.0]})
+    assert verdicts("table2", table2(20.0))[0].endswith("x1.80; the paper finds ADN much cheaper (2 vs 4 "
+                                                        "forward-backward passes): AGREES.")
+    assert verdicts("table2", table2(200.0))[0].endswith("INCONCLUSIVE.")
