@@ -77,8 +77,8 @@ CLAIMS = [
     Claim("norm-ratios", "Skippable blocks only refine: small ||F(h)||/||h|| (Figure 3)", "ResNet50-ADN's "
           "skippable blocks have lower residual norm ratios than the same blocks of an individual ResNet50.",
           "fig3", "One number per network and seed (the ratio averaged over the skippable blocks and the sampled "
-          "test images), judged over seeds like the accuracies. The figure shows seed 0 block by block: the "
-          "claim is about the skippable blocks as a group, and single blocks can go either way.",
+          "test images), judged over seeds like the accuracies. The figure shows every block (mean over seeds, "
+          "+-1 std): the claim is about the skippable blocks as a group, and single blocks can go either way.",
           source="norms"),
     Claim("depth-vs-width", "Depth adaptation is faster than width adaptation at equal FLOPs (Figure 6a)",
           "On a Jetson Orin Nano, ADN sub-networks have lower latency than S-ResNet50 width multipliers of similar "
