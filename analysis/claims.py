@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.aggregate import is_base, is_super, std_name, summarize
+from analysis.interpretation import depth_matched_means, protocol_shift, shortcut_effect, verdict_tally
 from analysis.verdicts import NOT_CONVERGED, PROTOCOLS, RULE, TIMING_RULE, verdict_of, verdicts, welch
 
 # Figure 4b's comparison networks, each trained at fixed depths, and the role that holds them.
@@ -29,6 +30,8 @@ class Claim:
     reading: str  # how to read our evidence: what the CPU-sized analogue can and cannot show
     keep: Callable[[str], bool] = lambda line: True  # which of the artifact's verdict lines are about it
     source: str | None = None  # the frame its verdicts read, when not the artifact's table (a measurement)
+    # sentences beyond the verdict tally, from (frames by name, fig4's evals)
+    interpret: Callable[[Mapping[str, pd.DataFrame], pd.DataFrame | None], str] | None = None
 
 
 def _about(*words: str) -> Callable[[str], bool]:
@@ -41,16 +44,18 @@ CLAIMS = [
           "The paper's gains are small (0.1 to 0.9 pp), so on a small data set they can vanish in seed noise; an "
           "INCONCLUSIVE verdict here says 'not resolved at n seeds', not 'no effect'. Both BatchNorm protocols are "
           "judged: a gap that exists only with stored statistics comes from the statistics, not the weights.",
-          _about("super-net")),
+          _about("super-net"), interpret=lambda frames, evals: protocol_shift(frames.get("table1"), "ADN super-net")),
     Claim("base-net", "The base-net beats an individual network of the base depth (\"-Base\")", "ResNet50-ADN "
           "TTTT 76.1 %, +1.1 pp over ResNet50-Base (MobileNetV2 +0.4, ViT-b/16 +1.9, Swin-T +0.6).", "table1",
           "The base-net is trained only by distillation from the super-net, sharing its weights; the claim is "
-          "that this beats training the shallow network alone on labels.", _about("base-net")),
+          "that this beats training the shallow network alone on labels.", _about("base-net"),
+          interpret=lambda frames, evals: protocol_shift(frames.get("table1"), "ADN base-net")),
     Claim("between-ends", "Sub-networks selected without training lie between the base-net and the super-net",
           "ResNet50-ADN TFFF 77.1 %, TTFF 76.5 %, between TTTT 76.1 % and FFFF 77.6 % (Table 6).", "table6",
           "Only FFFF and TTTT are trained; every other configuration mixes stages trained in two modes. With stored "
           "BatchNorm statistics, such a mix can fall below both ends when a skipping stage's statistics do not "
-          "match what the next stage sees; re-estimated statistics separate that effect from the weights."),
+          "match what the next stage sees; re-estimated statistics separate that effect from the weights.",
+          interpret=lambda frames, evals: shortcut_effect(evals)),
     Claim("depth-matched", "ADN sub-networks match or beat networks trained at their depth (Figure 4b)",
           "Figure 4b: every ADN sub-network sits at or above individual and KD-individual networks of the same "
           "depth.", "fig4",
@@ -61,7 +66,9 @@ CLAIMS = [
           "re-estimates BatchNorm statistics per sub-network, so its stored-statistics numbers are those too). "
           "Both are our additions: stochastic depth is the cheap way to a depth-robust network without "
           "skip-aware norms or self-distillation, AlphaNet-style training the costly one, which the paper "
-          "compares only in training time."),
+          "compares only in training time.",
+          interpret=lambda frames, evals: " ".join(
+              part for part in (depth_matched_means(evals, DEPTH_MATCHED), shortcut_effect(evals)) if part)),
     Claim("ablation", "Self-distillation and skip-aware norms each help the base-net (Table 3)",
           "ResNet50-ADN base-net loses accuracy without self-distillation, without skip-aware norms, and more "
           "without both.", "table3",
@@ -163,6 +170,9 @@ def claims_markdown(tables: Mapping[str, pd.DataFrame], evals: pd.DataFrame | No
         lines += [f"### {claim.title}", "", f"**Paper.** {claim.paper}", ""]
         if ours:
             lines += ["**Ours.**", ""] + [f"- {line}" for line in ours] + [""]
+            summary = " ".join(part for part in (
+                verdict_tally(ours), claim.interpret(tables, evals) if claim.interpret else "") if part)
+            lines += [f"**In sum.** {summary}", ""] if summary else []
         else:
             lines += [f"**Ours.** Not reproduced yet: `{how_to_reproduce(claim.artifact)}` trains and writes it.", ""]
         lines += [f"**Reading.** {claim.reading}", ""]

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.claims import claims_markdown
+from analysis.reference import load_reference
+from analysis.tables import table6
 from paper.collect import finished_evals
 from paper.plan import select_artifacts
 from repro.files import write_text
@@ -59,6 +61,9 @@ def write_claims(results_dir: str | Path = "results", preset: str = "mini") -> P
     folder = root / preset
     tables = written_frames(folder)
     evals = finished_evals(root, preset, [a.name for a in select_artifacts(["fig4"])])
+    if "table6" not in tables and (evals["role"] == "ADN").any():
+        # the untrained sub-networks' claim needs only ADN's runs: judge it from those that finished
+        tables["table6"] = table6(evals, load_reference())
     body = claims_markdown(tables, evals, preset, preset in CONVERGED_PRESETS,
                            lambda artifact: reproduce_command(preset, artifact))
     env = collect_environment()

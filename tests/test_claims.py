@@ -76,3 +76,21 @@ def test_with_every_artifact_written_every_claim_has_a_verdict():
     for section in sections:
         verdict_lines = [line for line in section.splitlines() if line.startswith("- ")]
         assert verdict_lines and all(line.rstrip(".").endswith(("AGREES", "DISAGREES", ")")) for line in verdict_lines), section
+
+
+def test_in_sum_tallies_the_verdicts_per_protocol_and_says_what_shortcut_norms_change():
+    from analysis.interpretation import shortcut_effect, verdict_tally
+
+    lines = ["a, stored BatchNorm statistics, n = 2 seeds: +1 pp: AGREES.",
+             "b, stored BatchNorm statistics, n = 3 seeds: -1 pp: INCONCLUSIVE (n = 1 < 2 seeds).",
+             "c, BatchNorm statistics re-estimated, n = 3 seeds: -2 pp: DISAGREES."]
+    assert verdict_tally(lines) == ("3 comparisons at n = 2-3 seeds: with stored BatchNorm statistics 1 agrees, "
+                                    "0 disagree, 1 is inconclusive; with BatchNorm statistics re-estimated 0 agree, "
+                                    "1 disagrees, 0 are inconclusive.")
+    frame = evals(1.0, recalibrated_gain=1.0)
+    variant = frame[frame["role"] == "ADN"].assign(role="ADN + skip-aware shortcuts")
+    variant["acc1_pct"] += variant["skip"].map({"FFFF": 0.0, "TTFF": 2.0, "TTTT": 0.0})  # helps the mixed one
+    text = shortcut_effect(pd.concat([frame, variant]))
+    assert "stored BatchNorm statistics (n = 3 seeds): +0.00 pp at the trained ends, +2.00 pp over the 1 mixed" in text
+    assert "re-estimated (n = 3 seeds): +0.00 pp at the trained ends, +0.00 pp over the 1 mixed" in text
+    assert shortcut_effect(frame) == ""  # no variant runs: nothing to say
