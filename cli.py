@@ -325,13 +325,15 @@ def artifact_names():
 @click.option("--preset", type=click.Choice(PRESETS.names()), default="quick", show_default=True)
 @click.option("--seeds", type=POSITIVE_INT, default=1, show_default=True, help="Seeds 0..N-1 of every run (fig4's AlphaNet-style and stochastic-depth runs: at most 2).")
 @click.option("--dry-run", is_flag=True, help="List the runs and measurements and the expected time; train nothing.")
+@click.option("--no-train", is_flag=True, help="Train nothing: take the measurements and write the artifacts "
+              "whose runs have all finished; skip the others.")
 @click.option("--arch", "archs", multiple=True, type=click.Choice(ARCHS.names()),
               help="Only the runs of this architecture (repeatable); tables show only its rows.")
 @click.option("--jobs", type=POSITIVE_INT, help="Runs trained at once, as worker processes "
               "(default: one per CPU core, four on a GPU).")
 @runtime_options
-def reproduce(artifacts, preset, seeds, dry_run, archs, jobs, data_path, device, workers, results_dir, progress,
-              checkpoint_minutes):
+def reproduce(artifacts, preset, seeds, dry_run, no_train, archs, jobs, data_path, device, workers, results_dir,
+              progress, checkpoint_minutes):
     """Regenerate paper artifacts (table1..table7, fig3..fig8, or all): train the missing
     runs (resuming unfinished ones), measure, write results/<preset>/tables|figures."""
     from paper.reproduce import reproduce as run_reproduce
@@ -341,7 +343,8 @@ def reproduce(artifacts, preset, seeds, dry_run, archs, jobs, data_path, device,
 
     runtime = Runtime(results_dir, data_path, device, workers, True, progress, checkpoint_minutes=checkpoint_minutes)
     run_reproduce(list(artifacts), preset, seeds, runtime,
-                  dry_run=dry_run, echo=click.echo, jobs=jobs or default_jobs(device), archs=archs)
+                  dry_run=dry_run, echo=click.echo, jobs=jobs or default_jobs(device), archs=archs,
+                  no_train=no_train)
 
 
 @cli.command()

@@ -34,9 +34,11 @@ from repro.train import Interrupted, Runtime, train
 
 
 def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: Runtime = Runtime(), *,
-              dry_run: bool = False, echo=print, jobs: int = 1, archs: tuple[str, ...] = ()) -> list[Path]:
+              dry_run: bool = False, echo=print, jobs: int = 1, archs: tuple[str, ...] = (),
+              no_train: bool = False) -> list[Path]:
     """Trains what is missing (``jobs`` runs at once) and writes the artifacts (of the
-    architectures ``archs`` only, when given); returns the files written."""
+    architectures ``archs`` only, when given); returns the files written. ``no_train``:
+    writes only the artifacts whose runs have all finished, and says which it skipped."""
     study = dataclasses.replace(study_for(preset), only_archs=tuple(archs))
     artifacts = select_artifacts(names)
     check_writable(Path(runtime.results_dir) / preset / "tables" / "table.csv")
@@ -54,9 +56,14 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
     started = time.perf_counter()
     if todo:
         measure_before_training(artifacts, study, runtime, echo)
-    train_missing(todo, runtime, echo, jobs)
+    if not no_train:
+        train_missing(todo, runtime, echo, jobs)
     written = []
     for art in artifacts:
+        unfinished = [p for p in todo if any(a == art.name for a, _ in p.roles)] if no_train else []
+        if unfinished:
+            echo(f"skipped {art.name}: {len(unfinished)} of its runs have not finished (--no-train)")
+            continue
         written += write_artifact(art, study, plan, seeds, runtime, echo, started)
     echo(f"done in {time.perf_counter() - started:.0f} s")
     return written

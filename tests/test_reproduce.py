@@ -123,6 +123,15 @@ def test_fig4s_extra_baselines_train_at_most_two_seeds(tmp_path):
     assert "resnet_mini-adn-fashion_mnist-s2-" in result.output
 
 
+def test_no_train_writes_what_it_can_and_skips_the_rest(tmp_path):
+    result = CliRunner().invoke(cli, ["reproduce", "table5", "fig3", "--preset", "smoke", "--no-train",
+                                      "--results-dir", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "skipped fig3: 2 of its runs have not finished (--no-train)" in result.output
+    assert (tmp_path / "smoke" / "tables" / "table5.md").is_file()
+    assert not (tmp_path / "smoke" / "figures").exists() and not list((tmp_path / "smoke").glob("runs/*/eval.csv"))
+
+
 def test_a_results_folder_that_cannot_be_written_is_refused(tmp_path):
     blocker = tmp_path / "results"
     blocker.write_text("keep")
