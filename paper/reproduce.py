@@ -24,7 +24,7 @@ from analysis.verdicts import RULE, verdicts
 from paper.artifacts import Artifact, ArtifactInputs
 from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, measure
 from paper.plan import (TEACHER_READERS, PlannedRun, describe_measurements, describe_plan, expected_time,
-                        finished_runs, plan_runs, select_artifacts, training_order)
+                        finished_runs, plan_runs, select_artifacts, training_order, unfinished_runs)
 from paper.study import Study, study_for
 from repro.errors import ReproError
 from repro.files import atomic_write, check_writable, write_json, write_text
@@ -60,11 +60,13 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
         train_missing(todo, runtime, echo, jobs)
     written = []
     for art in artifacts:
-        unfinished = [p for p in todo if any(a == art.name for a, _ in p.roles)] if no_train else []
-        if unfinished:
-            echo(f"skipped {art.name}: {len(unfinished)} of its runs have not finished (--no-train)")
+        if not no_train:
+            written += write_artifact(art, study, plan, seeds, runtime, echo, started)
             continue
-        written += write_artifact(art, study, plan, seeds, runtime, echo, started)
+        try:  # from the finished runs alone
+            written += write_artifact(art, study, plan, seeds, runtime, echo, started, partial=True)
+        except ReproError as error:
+            echo(f"skipped {art.name}: {error}")
     echo(f"done in {time.perf_counter() - started:.0f} s")
     return written
 
@@ -151,10 +153,16 @@ def measurement_device(runtime: Runtime) -> str:
 
 
 def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int, runtime: Runtime,
-                   echo, reproduce_started: float) -> list[Path]:
-
+                   echo, reproduce_started: float, partial: bool = False) -> list[Path]:
+    """Builds and writes one artifact with its provenance; ``partial``: from its finished runs
+    only, naming the missing ones (in the provenance, the table's Markdown and the output)."""
     started = time.perf_counter()
-    runs = finished_runs(art, study, plan, seeds)
+    runs = finished_runs(art, study, plan, seeds, partial=partial)
+    missing = unfinished_runs(art, study, plan, seeds) if partial else []
+    if missing and not runs:
+        raise ReproError(f"none of its {len(missing)} runs has finished")
+    if missing:
+        echo(f"{art.name}: from {len(runs)} finished runs; {len(missing)} not finished: {', '.join(missing)}")
     root = Path(runtime.results_dir) / study.preset
     ctx = MeasureContext(study, runs, runtime.data_path, measurement_device(runtime))
     measured = {name: measure(name, ctx, root / "measurements", echo) for name in art.measurements}
@@ -162,7 +170,7 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
     output = art.build(inputs)
     if art.kind == "table":
         folder = root / "tables"
-        markdown = table_markdown(art, study, output, runs)
+        markdown = table_markdown(art, study, output, runs, missing)
         paths = [write_text(folder / f"{art.name}.csv", output.to_csv(index=False)),
                  write_text(folder / f"{art.name}.md", markdown)]
         echo(markdown)
@@ -179,7 +187,7 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
         "training_wall_s": sum(env.get("wall_s") or 0 for env in envs),
         "runs": [{"role": r.role, "run_id": r.record.path.name, "seed": r.seed, "wall_s": env.get("wall_s"),
                   "git": env.get("git"), "hardware": env.get("hardware", {}).get("cpu")} for r, env in zip(runs, envs)],
-        "measurements": list(art.measurements), **collect_environment()}
+        "measurements": list(art.measurements), "unfinished_runs": missing, **collect_environment()}
     paths.append(write_json(folder / f"{art.name}.provenance.json", provenance))
     echo(f"wrote {', '.join(str(p) for p in paths[:-1])}")
     return paths
@@ -202,7 +210,7 @@ def code_identity_line(runs: list[FinishedRun]) -> str:
         " (a run resumed on another commit counts under each)."
 
 
-def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun]) -> str:
+def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun], missing: list[str] = ()) -> str:
 
     seeds = sorted({r.seed for r in runs})
     command = (f"python cli.py reproduce {art.name} --preset {study.preset}"
@@ -213,6 +221,10 @@ def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun]) 
                  f"Preset `{study.preset}`, data set `{study.dataset}`, seeds {', '.join(map(str, seeds))}; "
                  f"written by `{command}` from the run records listed in `{art.name}.provenance.json`.", "",
                  code_identity_line(runs), ""]
+        if missing:
+            lines += [f"**Incomplete**: written with `--no-train` while {len(missing)} of its runs had not finished "
+                      f"({', '.join(f'`{m}`' for m in missing)}); rows that need them are missing or have fewer "
+                      f"seeds.", ""]
     else:
         lines = [f"# {art.name}: {art.title}", "",
                  f"Preset `{study.preset}`; written by `{command}` from measurements alone, no training runs "

@@ -127,9 +127,28 @@ def test_no_train_writes_what_it_can_and_skips_the_rest(tmp_path):
     result = CliRunner().invoke(cli, ["reproduce", "table5", "fig3", "--preset", "smoke", "--no-train",
                                       "--results-dir", str(tmp_path), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "skipped fig3: 2 of its runs have not finished (--no-train)" in result.output
+    assert "skipped fig3: none of its 2 runs has finished" in result.output
     assert (tmp_path / "smoke" / "tables" / "table5.md").is_file()
     assert not (tmp_path / "smoke" / "figures").exists() and not list((tmp_path / "smoke").glob("runs/*/eval.csv"))
+
+
+def test_no_train_writes_an_artifact_from_its_finished_runs_and_names_the_missing(smoke_results, tmp_path):
+    import shutil
+
+    folder, _ = smoke_results
+    copy = tmp_path / "smoke"
+    shutil.copytree(folder, copy)
+    individual = next((copy / "runs").glob("resnet_mini-individual-FFFF-*"))
+    shutil.rmtree(individual)
+    result = CliRunner().invoke(cli, ["reproduce", "table1", "--preset", "smoke", "--no-train", "--results-dir",
+                                      str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    markdown = (copy / "tables" / "table1.md").read_text()
+    assert f"**Incomplete**: written with `--no-train` while 1 of its runs had not finished (`{individual.name}`)" \
+        in markdown
+    provenance = json.loads((copy / "tables" / "table1.provenance.json").read_text())
+    assert provenance["unfinished_runs"] == [individual.name] and len(provenance["runs"]) == 2
+    assert not individual.exists()  # nothing was trained
 
 
 def test_a_results_folder_that_cannot_be_written_is_refused(tmp_path):
