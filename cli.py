@@ -325,8 +325,8 @@ def artifact_names():
 @click.option("--preset", type=click.Choice(PRESETS.names()), default="quick", show_default=True)
 @click.option("--seeds", type=POSITIVE_INT, default=1, show_default=True, help="Seeds 0..N-1 of every run (fig4's AlphaNet-style and stochastic-depth runs: at most 2).")
 @click.option("--dry-run", is_flag=True, help="List the runs and measurements and the expected time; train nothing.")
-@click.option("--no-train", is_flag=True, help="Train nothing: take the measurements and write the artifacts "
-              "whose runs have all finished; skip the others.")
+@click.option("--no-train", is_flag=True, help="Train nothing: write each artifact from those of its runs that have "
+              "finished, naming the missing ones.")
 @click.option("--arch", "archs", multiple=True, type=click.Choice(ARCHS.names()),
               help="Only the runs of this architecture (repeatable); tables show only its rows.")
 @click.option("--jobs", type=POSITIVE_INT, help="Runs trained at once, as worker processes "
