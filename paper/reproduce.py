@@ -176,6 +176,9 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
         echo(markdown)
     else:
         folder = root / "figures"
+        if missing:
+            output.text(0.005, 0.005, f"Incomplete: drawn from {len(runs)} finished runs, {len(missing)} not finished "
+                        f"(listed in {art.name}.provenance.json)", fontsize=7, color="0.35", ha="left", va="bottom")
         paths = [save_figure(output, folder / f"{art.name}.png"), save_figure(output, folder / f"{art.name}.pdf")]
         plt.close(output)
     envs = [r.record.env() for r in runs]
