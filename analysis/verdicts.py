@@ -169,20 +169,18 @@ def table7_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     have the less accurate base-net (the paper's trade-off)."""
     lines = []
     for arch, rows in table.groupby("arch", sort=False):
-        official = rows[rows["split"].str.contains("official")]
+        official = rows.loc[rows["split"].str.contains("official"), "split"]
         if len(official) != 1:
             continue
-        ref = official.iloc[0]
-        for _, row in rows.drop(official.index).iterrows():
-            cheaper = row["base_gflops"] < ref["base_gflops"]
-            # positive: the cheaper base-net is the less accurate one
-            gap = (ref["base_acc1_pct"] - row["base_acc1_pct"]) * (1 if cheaper else -1)
-            se, df = welch(ref.get("base_acc1_std"), ref.get("n_seeds"), row.get("base_acc1_std"), row.get("n_seeds"))
-            n = min(ref.get("n_seeds", 0) or 0, row.get("n_seeds", 0) or 0)
-            lines.append(f"{arch}: split {row['split']} vs the official {ref['split']}, stored BatchNorm statistics, "
+        by_split = rows.set_index("split")
+        ref = by_split.loc[official.iloc[0]]
+        for _, split, gap, se, n, df in _base_net_gaps(rows, "split", official.iloc[0]):
+            row = by_split.loc[split]
+            sign = 1 if row["base_gflops"] < ref["base_gflops"] else -1  # positive: the cheaper one is less accurate
+            lines.append(f"{arch}: split {split} vs the official {ref.name}, stored BatchNorm statistics, "
                          f"n = {int(n)} seeds: base-net {row['base_gflops']:.4f} vs {ref['base_gflops']:.4f} GFLOPs, "
                          f"top-1 {row['base_acc1_pct']:.2f} % vs {ref['base_acc1_pct']:.2f} %; the paper finds the "
-                         f"cheaper base-net less accurate: {judge(gap, se, n, df)}.")
+                         f"cheaper base-net less accurate: {judge(gap * sign, se, n, df)}.")
     return lines
 
 
