@@ -127,21 +127,39 @@ def depth_matched_table(evals: pd.DataFrame, split: str = "test",
     return pd.DataFrame(out, columns=columns)
 
 
+def _depth_matched_rows(evals: pd.DataFrame, converged: bool):
+    """(protocol column, depth_matched_table row, verdict) for both BatchNorm protocols."""
+    for column, source in (("acc1_pct", "acc1_pct"), ("acc1_recal_pct", "acc1_pct_recalibrated")):
+        if source not in evals:
+            continue
+        for row in depth_matched_table(evals.assign(acc1_pct=evals[source])).itertuples():
+            yield column, row, verdict_of(row.diff, row.se, row.n, row.df) if converged else NOT_CONVERGED
+
+
 def depth_matched_verdicts(evals: pd.DataFrame, converged: bool = True) -> list[str]:
     """Figure 4b as verdict lines: ADN minus the network trained at the same depth, per skip
     configuration, comparison and BatchNorm protocol (rule: ``RULE``)."""
     lines = []
-    for column, source in (("acc1_pct", "acc1_pct"), ("acc1_recal_pct", "acc1_pct_recalibrated")):
-        if source not in evals:
-            continue
-        both = evals.assign(acc1_pct=evals[source])
-        for row in depth_matched_table(both).itertuples():
-            verdict = verdict_of(row.diff, row.se, row.n, row.df) if converged else NOT_CONVERGED
-            kind = "super-net" if is_super(row.skip) else "base-net" if is_base(row.skip) else "sub-network"
-            lines.append(f"{row.arch} ADN {kind} {row.skip} minus {row.comparison} at the same depth, "
-                         f"{PROTOCOLS[column]}, n = {int(row.n)} seeds: {row.diff:+.2f} pp "
-                         f"({row.adn:.2f} % vs {row.other:.2f} %); the paper finds ADN at or above: {verdict}.")
+    for column, row, verdict in _depth_matched_rows(evals, converged):
+        kind = "super-net" if is_super(row.skip) else "base-net" if is_base(row.skip) else "sub-network"
+        lines.append(f"{row.arch} ADN {kind} {row.skip} minus {row.comparison} at the same depth, "
+                     f"{PROTOCOLS[column]}, n = {int(row.n)} seed{'s' * (row.n != 1)}: {row.diff:+.2f} pp "
+                     f"({row.adn:.2f} % vs {row.other:.2f} %); the paper finds ADN at or above: {verdict}.")
     return lines
+
+
+def depth_matched_markdown(evals: pd.DataFrame, converged: bool = True) -> str:
+    """The same verdicts as one table: a row per (arch, skip), a column per comparison and
+    protocol, each cell "difference in pp (n seeds) verdict"."""
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for column, row, verdict in _depth_matched_rows(evals, converged):
+        protocol = "stored" if column == "acc1_pct" else "re-estimated"
+        cells.setdefault((row.arch, row.skip), {})[f"vs {row.comparison}, {protocol}"] = \
+            f"{row.diff:+.2f} (n={int(row.n)}) {verdict.split(' (')[0]}"
+    if not cells:
+        return ""
+    table = pd.DataFrame([{"arch": arch, "skip": skip, **row} for (arch, skip), row in cells.items()])
+    return table.fillna("–").to_markdown(index=False, disable_numparse=True)
 
 
 def claim_lines(claim: Claim, tables: Mapping[str, pd.DataFrame], evals: pd.DataFrame | None,
@@ -169,7 +187,12 @@ def claims_markdown(tables: Mapping[str, pd.DataFrame], evals: pd.DataFrame | No
         ours = claim_lines(claim, tables, evals, converged)
         lines += [f"### {claim.title}", "", f"**Paper.** {claim.paper}", ""]
         if ours:
-            lines += ["**Ours.**", ""] + [f"- {line}" for line in ours] + [""]
+            if claim.artifact == "fig4":  # a verdict per depth, comparison and protocol: a table reads better
+                lines += ["**Ours.** ADN minus the network trained at each depth, top-1 in pp (n seeds, the smaller "
+                          "side), with the verdict of the rule above:", "", depth_matched_markdown(evals, converged),
+                          ""]
+            else:
+                lines += ["**Ours.**", ""] + [f"- {line}" for line in ours] + [""]
             summary = " ".join(part for part in (
                 verdict_tally(ours), claim.interpret(tables, evals) if claim.interpret else "") if part)
             lines += [f"**In sum.** {summary}", ""] if summary else []

@@ -44,7 +44,7 @@ def test_every_claim_has_a_section_and_missing_artifacts_say_how_to_make_them():
     text = claims_markdown({}, evals(1.0), "mini", True, lambda artifact: f"reproduce {artifact}")
     assert text.count("### ") == len(CLAIMS)
     assert "Not reproduced yet: `reproduce table1`" in text
-    assert "minus individual at the same depth" in text  # fig4's section is judged from the evals
+    assert "| vs individual, stored" in text  # fig4's section is judged from the evals, as a table
 
 
 def test_claims_command_writes_results_readme_from_an_empty_study(tmp_path):
@@ -75,7 +75,11 @@ def test_with_every_artifact_written_every_claim_has_a_verdict():
     assert len(sections) == len(CLAIMS)
     for section in sections:
         verdict_lines = [line for line in section.splitlines() if line.startswith("- ")]
-        assert verdict_lines and all(line.rstrip(".").endswith(("AGREES", "DISAGREES", ")")) for line in verdict_lines), section
+        cells = [cell for line in section.splitlines() if line.startswith("| m ") for cell in line.split("|")[3:-1]]
+        assert verdict_lines or cells, section
+        assert all(line.rstrip(".").endswith(("AGREES", "DISAGREES", ")")) for line in verdict_lines), section
+        assert all(cell.strip() == "–" or cell.strip().endswith(("AGREES", "INCONCLUSIVE")) for cell in cells)
+        assert "**In sum.**" in section
 
 
 def test_in_sum_tallies_the_verdicts_per_protocol_and_says_what_shortcut_norms_change():
