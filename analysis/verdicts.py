@@ -20,6 +20,7 @@ RULE = ("AGREES or DISAGREES (with the paper's direction) only when a two-sided 
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 NOT_CONVERGED = "INCONCLUSIVE by construction (one epoch is not converged)"
+TIMED = ("table2", "fig6")  # artifacts judged as timings
 TIMING_RULE = ("a timing, not a seed statistic: AGREES or DISAGREES only when the interquartile ranges of the "
                "interleaved runs do not overlap, INCONCLUSIVE when they do")
 PROTOCOLS = {"acc1_pct": "stored BatchNorm statistics", "acc1_recal_pct": "BatchNorm statistics re-estimated"}
@@ -33,6 +34,11 @@ def verdicts(artifact: str, table: pd.DataFrame, converged: bool = True) -> list
         return []
     judge = verdict_of if converged else (lambda *args, **kw: NOT_CONVERGED if not math.isnan(args[0]) else "not measured")
     return check(table, judge)
+
+
+def rule_for(artifact: str) -> str:
+    """The rule an artifact's verdicts follow: ``TIMING_RULE`` for timings, ``RULE`` otherwise."""
+    return TIMING_RULE if artifact in TIMED else RULE
 
 
 def t_critical(df: float) -> float:
