@@ -12,7 +12,7 @@ import pandas as pd
 
 from analysis.aggregate import is_base, is_super, std_name, summarize
 from analysis.interpretation import depth_matched_means, protocol_shift, shortcut_effect, verdict_tally
-from analysis.verdicts import NOT_CONVERGED, PROTOCOLS, RULE, TIMING_RULE, verdict_of, verdicts, welch
+from analysis.verdicts import NOT_CONVERGED, PROTOCOLS, RULE, TIMING_RULE, n_seeds, verdict_of, verdicts, welch
 
 # Figure 4b's comparison networks, each trained at fixed depths, and the role that holds them.
 DEPTH_MATCHED = {"individual": ("individual", "individual-Base", "individual (depth)"),
@@ -143,7 +143,7 @@ def depth_matched_verdicts(evals: pd.DataFrame, converged: bool = True) -> list[
     for column, row, verdict in _depth_matched_rows(evals, converged):
         kind = "super-net" if is_super(row.skip) else "base-net" if is_base(row.skip) else "sub-network"
         lines.append(f"{row.arch} ADN {kind} {row.skip} minus {row.comparison} at the same depth, "
-                     f"{PROTOCOLS[column]}, n = {int(row.n)} seed{'s' * (row.n != 1)}: {row.diff:+.2f} pp "
+                     f"{PROTOCOLS[column]}, {n_seeds(row.n)}: {row.diff:+.2f} pp "
                      f"({row.adn:.2f} % vs {row.other:.2f} %); the paper finds ADN at or above: {verdict}.")
     return lines
 

@@ -36,6 +36,12 @@ def verdicts(artifact: str, table: pd.DataFrame, converged: bool = True) -> list
     return check(table, judge)
 
 
+def n_seeds(n) -> str:
+    """"n = 3 seeds", "n = 1 seed"."""
+    n = int(n) if n and n == n else 0
+    return f"n = {n} seed{'s' * (n != 1)}"
+
+
 def rule_for(artifact: str) -> str:
     """The rule an artifact's verdicts follow: ``TIMING_RULE`` for timings, ``RULE`` otherwise."""
     return TIMING_RULE if artifact in TIMED else RULE
@@ -93,7 +99,7 @@ def table1_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
                 else (math.nan, math.nan)
             n = min(row["n_seeds"], other["n_seeds"]) if other is not None else 0
             lines.append(f"{row['arch']} {row['network']} vs individual network of the same depth, "
-                         f"{PROTOCOLS[column]}, n = {int(n)} seeds: ours {row[delta]:+.2f} pp top-1; {claim}: "
+                         f"{PROTOCOLS[column]}, {n_seeds(n)}: ours {row[delta]:+.2f} pp top-1; {claim}: "
                          f"{judge(row[delta], se, n, df)}.")
     return lines
 
@@ -130,7 +136,7 @@ def _base_net_gaps(table: pd.DataFrame, label: str, reference: str, others=None)
 
 
 def table3_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
-    return [f"{arch}: base-net top-1 of ADN minus ADN {variant}, stored BatchNorm statistics, n = {int(n)} seeds: "
+    return [f"{arch}: base-net top-1 of ADN minus ADN {variant}, stored BatchNorm statistics, {n_seeds(n)}: "
             f"{gap:+.2f} pp; the paper finds each component helps: {judge(gap, se, n, df)}."
             for arch, variant, gap, se, n, df in _base_net_gaps(
                 table, "variant", "ADN", ("w/o self-distillation", "w/o skip-aware norms", "w/o both"))]
@@ -138,7 +144,7 @@ def table3_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
 
 def table4_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     return [f"{arch}: base-net top-1 with super-net -> base-net distillation minus {other}, stored BatchNorm "
-            f"statistics, n = {int(n)} seeds: {gap:+.2f} pp; the paper finds the exclusive super-to-base strategy "
+            f"statistics, {n_seeds(n)}: {gap:+.2f} pp; the paper finds the exclusive super-to-base strategy "
             f"best: {judge(gap, se, n, df)}."
             for arch, other, gap, se, n, df in _base_net_gaps(table, "strategy", "super-net -> base-net (ADN)")]
 
@@ -163,7 +169,7 @@ def table6_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
             se, df = welch(std[worst.name], n, std[floor_row.name], n)
             # the worst sub-network decides: its gap to the lower trained end (positive: above it)
             verdict = judge(worst[column] - floor_row[column] + 1.0, se, n, df)
-            lines.append(f"{arch}, {PROTOCOLS[column]}, n = {n} seeds: {len(below)} of {len(middle)} sub-networks "
+            lines.append(f"{arch}, {PROTOCOLS[column]}, {n_seeds(n)}: {len(below)} of {len(middle)} sub-networks "
                          f"selected without training fall more than 1 pp below both trained ends (worst "
                          f"{worst['skip']} {worst[column]:.2f}% vs {floor_row['skip']} {floor_row[column]:.2f}%); "
                          f"the paper finds them between the base-net and the super-net: {verdict}.")
@@ -184,7 +190,7 @@ def table7_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
             row = by_split.loc[split]
             sign = 1 if row["base_gflops"] < ref["base_gflops"] else -1  # positive: the cheaper one is less accurate
             lines.append(f"{arch}: split {split} vs the official {ref.name}, stored BatchNorm statistics, "
-                         f"n = {int(n)} seeds: base-net {row['base_gflops']:.4f} vs {ref['base_gflops']:.4f} GFLOPs, "
+                         f"{n_seeds(n)}: base-net {row['base_gflops']:.4f} vs {ref['base_gflops']:.4f} GFLOPs, "
                          f"top-1 {row['base_acc1_pct']:.2f} % vs {ref['base_acc1_pct']:.2f} %; the paper finds the "
                          f"cheaper base-net less accurate: {judge(gap * sign, se, n, df)}.")
     return lines
@@ -205,7 +211,7 @@ def norm_ratio_verdicts(norms: pd.DataFrame, judge=verdict_of) -> list[str]:
         diff = individual.mean() - adn.mean()
         blocks = rows[["stage", "block"]].drop_duplicates().shape[0]
         lines.append(f"{arch}: mean ||F(h)||/||h|| over the {blocks} skippable blocks, ADN super-net "
-                     f"{adn.mean():.3f} vs individual {individual.mean():.3f}, n = {n} seed{'s' * (n != 1)}: "
+                     f"{adn.mean():.3f} vs individual {individual.mean():.3f}, {n_seeds(n)}: "
                      f"individual minus ADN {diff:+.3f}; the paper finds ADN's lower: "
                      f"{judge(diff, se, n, df, unit='{:.3f}')}.")
     return lines
