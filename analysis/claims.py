@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.aggregate import is_base, is_super, std_name, summarize
-from analysis.interpretation import depth_matched_means, protocol_shift, shortcut_effect, verdict_tally
-from analysis.verdicts import NOT_CONVERGED, PROTOCOLS, RULE, TIMING_RULE, n_seeds, verdict_of, verdicts, welch
+from analysis.interpretation import (EVAL_COLUMNS, PROTOCOL_WORDS, depth_matched_means, protocol_shift,
+                                     shortcut_effect, verdict_tally)
+from analysis.verdicts import NOT_CONVERGED, RULE, TIMING_RULE, n_seeds, verdict_of, verdicts, welch
 
 # Figure 4b's comparison networks, each trained at fixed depths, and the role that holds them.
 DEPTH_MATCHED = {"individual": ("individual", "individual-Base", "individual (depth)"),
@@ -68,7 +69,7 @@ CLAIMS = [
           "skip-aware norms or self-distillation, AlphaNet-style training the costly one, which the paper "
           "compares only in training time.",
           interpret=lambda frames, evals: " ".join(
-              part for part in (depth_matched_means(evals, DEPTH_MATCHED), shortcut_effect(evals)) if part)),
+              part for part in (depth_matched_means(depth_matched_gaps(evals)), shortcut_effect(evals)) if part)),
     Claim("ablation", "Self-distillation and skip-aware norms each help the base-net (Table 3)",
           "ResNet50-ADN base-net loses accuracy without self-distillation, without skip-aware norms, and more "
           "without both.", "table3",
@@ -128,22 +129,23 @@ def depth_matched_table(evals: pd.DataFrame, split: str = "test",
 
 
 def _depth_matched_rows(evals: pd.DataFrame, converged: bool):
-    """(protocol column, depth_matched_table row, verdict) for both BatchNorm protocols."""
-    for column, source in (("acc1_pct", "acc1_pct"), ("acc1_recal_pct", "acc1_pct_recalibrated")):
+    """(protocol, depth_matched_table row, verdict) for both BatchNorm protocols ("stored",
+    "re-estimated")."""
+    for protocol, source in EVAL_COLUMNS.items():
         if source not in evals:
             continue
         for row in depth_matched_table(evals.assign(acc1_pct=evals[source])).itertuples():
-            yield column, row, verdict_of(row.diff, row.se, row.n, row.df) if converged else NOT_CONVERGED
+            yield protocol, row, verdict_of(row.diff, row.se, row.n, row.df) if converged else NOT_CONVERGED
 
 
 def depth_matched_verdicts(evals: pd.DataFrame, converged: bool = True) -> list[str]:
     """Figure 4b as verdict lines: ADN minus the network trained at the same depth, per skip
     configuration, comparison and BatchNorm protocol (rule: ``RULE``)."""
     lines = []
-    for column, row, verdict in _depth_matched_rows(evals, converged):
+    for protocol, row, verdict in _depth_matched_rows(evals, converged):
         kind = "super-net" if is_super(row.skip) else "base-net" if is_base(row.skip) else "sub-network"
         lines.append(f"{row.arch} ADN {kind} {row.skip} minus {row.comparison} at the same depth, "
-                     f"{PROTOCOLS[column]}, {n_seeds(row.n)}: {row.diff:+.2f} pp "
+                     f"{PROTOCOL_WORDS[protocol]}, {n_seeds(row.n)}: {row.diff:+.2f} pp "
                      f"({row.adn:.2f} % vs {row.other:.2f} %); the paper finds ADN at or above: {verdict}.")
     return lines
 
@@ -152,14 +154,22 @@ def depth_matched_markdown(evals: pd.DataFrame, converged: bool = True) -> str:
     """The same verdicts as one table: a row per (arch, skip), a column per comparison and
     protocol, each cell "difference in pp (n seeds) verdict"."""
     cells: dict[tuple[str, str], dict[str, str]] = {}
-    for column, row, verdict in _depth_matched_rows(evals, converged):
-        protocol = "stored" if column == "acc1_pct" else "re-estimated"
+    for protocol, row, verdict in _depth_matched_rows(evals, converged):
         cells.setdefault((row.arch, row.skip), {})[f"vs {row.comparison}, {protocol}"] = \
             f"{row.diff:+.2f} (n={int(row.n)}) {verdict.split(' (')[0]}"
     if not cells:
         return ""
     table = pd.DataFrame([{"arch": arch, "skip": skip, **row} for (arch, skip), row in cells.items()])
     return table.fillna("–").to_markdown(index=False, disable_numparse=True)
+
+
+def depth_matched_gaps(evals: pd.DataFrame | None) -> dict[tuple[str, str], list[float]]:
+    """ADN minus each comparison network per depth, by (comparison, protocol)."""
+    diffs: dict[tuple[str, str], list[float]] = {}
+    if evals is not None and len(evals):
+        for protocol, row, _ in _depth_matched_rows(evals, converged=True):
+            diffs.setdefault((row.comparison, protocol), []).append(row.diff)
+    return diffs
 
 
 def claim_lines(claim: Claim, tables: Mapping[str, pd.DataFrame], evals: pd.DataFrame | None,

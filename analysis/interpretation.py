@@ -12,10 +12,13 @@ from collections.abc import Mapping
 import pandas as pd
 
 from analysis.aggregate import is_base, is_super, summarize
+from analysis.tables import SHORTCUTS_ROLE
+from analysis.verdicts import PROTOCOLS, n_seeds
 
 VERDICT_WORDS = ("AGREES", "DISAGREES", "INCONCLUSIVE")
-PROTOCOL_WORDS = {"stored": "stored BatchNorm statistics", "re-estimated": "BatchNorm statistics re-estimated"}
-SHORTCUTS_ROLE = "ADN + skip-aware shortcuts"
+# The evals' accuracy column of each BatchNorm protocol, and how verdict lines name it.
+EVAL_COLUMNS = {"stored": "acc1_pct", "re-estimated": "acc1_pct_recalibrated"}
+PROTOCOL_WORDS = {"stored": PROTOCOLS["acc1_pct"], "re-estimated": PROTOCOLS["acc1_recal_pct"]}
 
 
 def verdict_of_line(line: str) -> str | None:
@@ -66,22 +69,11 @@ def _per_skip(evals: pd.DataFrame, column: str) -> pd.DataFrame:
     return summarize(rows, ["arch", "role", "skip"], [column])
 
 
-def depth_matched_means(evals: pd.DataFrame | None, comparisons: Mapping[str, tuple[str, ...]]) -> str:
-    """Per comparison and protocol: ADN minus the other network, averaged over the skip
-    configurations where both were evaluated."""
-    if evals is None or not len(evals):
-        return ""
-    parts = []
-    for column, protocol in (("acc1_pct", "stored"), ("acc1_pct_recalibrated", "re-estimated")):
-        if column not in evals:
-            continue
-        summary = _per_skip(evals, column).set_index(["arch", "role", "skip"])[column]
-        for comparison, roles in comparisons.items():
-            diffs = [adn - summary[(arch, role, skip)] for (arch, r, skip), adn in summary.items() if r == "ADN"
-                     for role in roles if (arch, role, skip) in summary.index]
-            if diffs:
-                parts.append(f"{comparison} {sum(diffs) / len(diffs):+.2f} pp over {len(diffs)} depth"
-                             f"{'s' * (len(diffs) != 1)} ({protocol})")
+def depth_matched_means(diffs: Mapping[tuple[str, str], list[float]]) -> str:
+    """"ADN minus each comparison, averaged over depths: ..." from the depth-matched
+    differences by (comparison, protocol)."""
+    parts = [f"{comparison} {sum(values) / len(values):+.2f} pp over {len(values)} depth"
+             f"{'s' * (len(values) != 1)} ({protocol})" for (comparison, protocol), values in diffs.items() if values]
     return ("ADN minus each comparison, averaged over depths: " + "; ".join(parts) + ".") if parts else ""
 
 
@@ -92,7 +84,7 @@ def shortcut_effect(evals: pd.DataFrame | None) -> str:
     if evals is None or not len(evals) or SHORTCUTS_ROLE not in set(evals["role"]):
         return ""
     parts = []
-    for column, protocol in (("acc1_pct", "stored"), ("acc1_pct_recalibrated", "re-estimated")):
+    for protocol, column in EVAL_COLUMNS.items():
         if column not in evals:
             continue
         summary = _per_skip(evals, column)
@@ -103,7 +95,7 @@ def shortcut_effect(evals: pd.DataFrame | None) -> str:
         ends = gap[[is_super(s) or is_base(s) for _, s in gap.index]]
         mixed = gap.drop(ends.index)
         n = int(summary[summary["role"] == SHORTCUTS_ROLE]["n_seeds"].min())
-        text = f"with {PROTOCOL_WORDS[protocol]} (n = {n} seed{'s' * (n != 1)}): "
+        text = f"with {PROTOCOL_WORDS[protocol]} ({n_seeds(n)}): "
         text += ", ".join(part for part in (
             f"{ends.mean():+.2f} pp at the trained ends" if len(ends) else "",
             f"{mixed.mean():+.2f} pp over the {len(mixed)} mixed sub-networks" if len(mixed) else "") if part)

@@ -175,23 +175,28 @@ def expected_time(training: bool, train_s: float | None, measuring: bool, measur
             f"measuring ~{measure_s / 60:.1f} min)")
 
 
+def _needed_entries(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int):
+    """(need, seed, planned run) for every run the artifact needs."""
+    for need in run_needs(art, study):
+        for seed in need.seeds(seeds):
+            yield need, seed, plan[spec_for(need, study, seed).run_id]
+
+
 def finished_runs(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int, *,
                   planned: bool = False, partial: bool = False) -> list[FinishedRun]:
     """The artifact's runs, which must have finished (``planned``: or be about to be trained;
     ``partial``: the unfinished ones are left out)."""
     runs = []
-    for need in run_needs(art, study):
-        for seed in need.seeds(seeds):
-            entry = plan[spec_for(need, study, seed).run_id]
-            if not planned and not entry.record.is_finished():
-                if partial:
-                    continue
-                raise ReproError(f"{art.name} needs run {entry.record.path}, which has not finished")
-            runs.append(FinishedRun(need.role, need.arch, need.method, seed, entry.record))
+    for need, seed, entry in _needed_entries(art, study, plan, seeds):
+        if not planned and not entry.record.is_finished():
+            if partial:
+                continue
+            raise ReproError(f"{art.name} needs run {entry.record.path}, which has not finished")
+        runs.append(FinishedRun(need.role, need.arch, need.method, seed, entry.record))
     return runs
 
 
 def unfinished_runs(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int) -> list[str]:
     """Run ids the artifact needs that have not finished."""
-    return [spec_for(need, study, seed).run_id for need in run_needs(art, study) for seed in need.seeds(seeds)
-            if not plan[spec_for(need, study, seed).run_id].record.is_finished()]
+    return [entry.spec.run_id for _, _, entry in _needed_entries(art, study, plan, seeds)
+            if not entry.record.is_finished()]
