@@ -5,13 +5,14 @@ long the rest and the missing measurements should take (``--dry-run`` prints it)
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from paper.artifacts import ARTIFACTS, Artifact, RunNeed
 from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, cache_files, is_cached
-from paper.study import Study
+from paper.study import STUDIES, Study
 from repro.data import DATASETS
 from repro.errors import ReproError
 from repro.presets import make_spec
@@ -24,7 +25,7 @@ CPU_IMAGES_PER_S = {"resnet_mini": 400.0, "vit_mini": 300.0, "mobilenet_v2_mini"
 METHOD_COST = {"individual": 1.0, "stochastic_depth": 1.0, "kd_individual": 1.4, "adn": 1.6, "alphanet": 3.2}
 # Seconds each measurement took here at the quick preset's settings (2 CPU cores,
 # results/quick/measurements/*.json): the estimate for one never measured under --results-dir.
-CPU_MEASURE_S = {"timing": 216.0, "depth_width_latency": 50.0, "latency": 7.0, "norms": 2.0,
+CPU_MEASURE_S = {"timing": 216.0, "depth_width_latency": 245.0, "latency": 7.0, "norms": 2.0,
                  "cams": 1.0, "layouts": 1.0}
 
 
@@ -126,18 +127,51 @@ def describe_plan(plan: dict[str, PlannedRun], results_dir) -> tuple[list[str], 
     return lines, total
 
 
+# Settings that scale a measurement's work linearly (resolution: quadratically).
+WORK_SETTINGS = ("batch", "steps", "repeats")
+
+
+def _work(settings: dict) -> float:
+    work = float(settings.get("resolution", 1)) ** 2
+    for key in WORK_SETTINGS:
+        work *= float(settings.get(key, 1))
+    return work
+
+
+def _same_kind(a: dict, b: dict) -> bool:
+    """Whether two settings differ only in how much work they ask for."""
+    scale = {*WORK_SETTINGS, "resolution"}
+    return {k: v for k, v in a.items() if k not in scale} == {k: v for k, v in b.items() if k not in scale}
+
+
+def _settings(name: str, study: Study) -> dict:
+    return json.loads(json.dumps(MEASUREMENTS.get(name).settings(study)))
+
+
 def expected_measure_seconds(name: str, study: Study, results_dir) -> float | None:
-    """How long the measurement took before with the same settings under ``results_dir``
-    (any preset), else ``CPU_MEASURE_S``; None when unknown."""
-    settings = json.loads(json.dumps(MEASUREMENTS.get(name).settings(study)))
-    for info_file in Path(results_dir).glob(f"*/measurements/{name}.json"):
+    """How long the measurement took before under ``results_dir`` (any preset) with the
+    same settings; else the time of the one of the same kind nearest in work (those
+    measured, and ``CPU_MEASURE_S`` at the quick preset's settings), scaled by work;
+    else ``CPU_MEASURE_S``; None when unknown."""
+    settings = _settings(name, study)
+    before: list[tuple[dict, float]] = []
+    for info_file in sorted(Path(results_dir).glob(f"*/measurements/{name}.json")):
         try:
             info = json.loads(info_file.read_text())
         except (OSError, ValueError):
             continue
-        if info.get("settings") == settings and info.get("wall_s") is not None:
-            return float(info["wall_s"])
-    return CPU_MEASURE_S.get(name)
+        if isinstance(info.get("settings"), dict) and info.get("wall_s") is not None:
+            before.append((info["settings"], float(info["wall_s"])))
+    if name in CPU_MEASURE_S:
+        before.append((_settings(name, STUDIES["quick"]), CPU_MEASURE_S[name]))
+    for earlier, wall in before:
+        if earlier == settings:
+            return wall
+    alike = [(earlier, wall) for earlier, wall in before if _same_kind(earlier, settings)]
+    if not alike:
+        return CPU_MEASURE_S.get(name)
+    earlier, wall = min(alike, key=lambda e: abs(math.log(_work(settings) / _work(e[0]))))
+    return wall * _work(settings) / _work(earlier)
 
 
 def describe_measurements(artifacts: list[Artifact], study: Study, plan: dict[str, PlannedRun], seeds: int,

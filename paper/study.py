@@ -47,7 +47,7 @@ STUDIES = {
                    width_resolution=224),
     "mini": Study("mini", "fashion_mnist", "resnet_mini", "vit_mini", ("resnet_mini", "mobilenet_v2_mini", "vit_mini"),
                   ("resnet_mini", "vit_mini"), ("TFFF", "TTFF", "TTTF"), ("TFFF", "TTFF", "TTTF", "TTTT"),
-                  ((1, 1, 2, 1), (2, 3, 5, 2)), (1, 1, 1, 1), timing_arch="resnet50", timing_batch=128,
+                  ((1, 1, 2, 1), (2, 3, 5, 2)), (1, 1, 1, 1), timing_arch="resnet50", timing_batch=32,
                   timing_steps=3, latency_repeats=30, width_resolution=224),
     "paper": Study("paper", "imagenet", "resnet50", "vit_b_16", ("resnet50", "mobilenet_v2", "vit_b_16", "swin_t"),
                    ("resnet50", "vit_b_32"), ("TFFF", "TTFF", "TTTF"), ("TFFF", "TTFF", "TTTF", "TTTT"),
