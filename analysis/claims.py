@@ -88,6 +88,12 @@ CLAIMS = [
           "test images), judged over seeds like the accuracies. The figure shows every block (mean over seeds, "
           "+-1 std): the claim is about the skippable blocks as a group, and single blocks can go either way.",
           source="norms"),
+    Claim("latency", "Skipping sub-paths lowers inference latency and energy (Figure 5b)",
+          "On a Jetson Orin Nano, latency and energy fall with the sub-network's FLOPs; the base-net is the "
+          "cheapest.", "fig5", f"Latency depends on the device: ours is measured on the device the line names, "
+          f"every sub-network interleaved in one process (batch 1, untrained weights). Rule: {TIMING_RULE}. Energy "
+          f"needs a power counter (NVML on a GPU, RAPL on some CPUs); the figure says when there is none.",
+          source="latency"),
     Claim("depth-vs-width", "Depth adaptation is faster than width adaptation at equal FLOPs (Figure 6a)",
           "On a Jetson Orin Nano, ADN sub-networks have lower latency than S-ResNet50 width multipliers of similar "
           "FLOPs.", "fig6", f"Latency depends on the device: ours is measured on the device the line names, all "

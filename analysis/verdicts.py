@@ -20,7 +20,7 @@ RULE = ("AGREES or DISAGREES (with the paper's direction) only when a two-sided 
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 NOT_CONVERGED = "INCONCLUSIVE by construction (one epoch is not converged)"
-TIMED = ("table2", "fig6")  # artifacts judged as timings
+TIMED = ("table2", "fig5", "fig6")  # artifacts judged as timings
 TIMING_RULE = ("a timing, not a seed statistic: AGREES or DISAGREES only when the interquartile ranges of the "
                "interleaved runs do not overlap, INCONCLUSIVE when they do")
 PROTOCOLS = {"acc1_pct": "stored BatchNorm statistics", "acc1_recal_pct": "BatchNorm statistics re-estimated"}
@@ -217,6 +217,25 @@ def norm_ratio_verdicts(norms: pd.DataFrame, judge=verdict_of) -> list[str]:
     return lines
 
 
+def latency_verdicts(latency: pd.DataFrame, judge=verdict_of) -> list[str]:
+    """Figure 5b (``measure_latency`` rows, one per sub-network): the base-net against the
+    super-net by ``TIMING_RULE``, with how closely latency follows FLOPs over all of them
+    (Spearman's rank correlation, a description, not part of the verdict)."""
+    if latency.empty or not {"skip", "latency_ms", "latency_q1_ms", "latency_q3_ms", "gflops"} <= set(latency):
+        return []
+    by_flops = latency.sort_values("gflops")
+    base, super_net = by_flops.iloc[0], by_flops.iloc[-1]
+    verdict = ("AGREES" if base["latency_q3_ms"] < super_net["latency_q1_ms"] else
+               "DISAGREES" if base["latency_q1_ms"] > super_net["latency_q3_ms"] else "INCONCLUSIVE")
+    rho = by_flops["gflops"].rank().corr(by_flops["latency_ms"].rank())
+    first = latency.iloc[0]
+    return [f"{first.get('device', '?')}, batch {first.get('batch_size', 1)}, {first.get('runs', '?')} interleaved "
+            f"runs: base-net {base['skip']} {base['latency_ms']:.2f} ms vs super-net {super_net['skip']} "
+            f"{super_net['latency_ms']:.2f} ms (medians, x{base['latency_ms'] / super_net['latency_ms']:.2f}); "
+            f"latency follows FLOPs over the {len(latency)} sub-networks with rank correlation {rho:.2f}; the "
+            f"paper finds skipping lowers latency: {verdict}."]
+
+
 def depth_width_verdicts(latency: pd.DataFrame, judge=verdict_of) -> list[str]:
     """Figure 6a (``measure_depth_and_width`` rows): every ADN sub-network but the super-net
     against the width-multiplier curve at its FLOPs (latency and quartiles linearly
@@ -252,4 +271,4 @@ def depth_width_verdicts(latency: pd.DataFrame, judge=verdict_of) -> list[str]:
 
 VERDICTS = {"table1": table1_verdicts, "table2": table2_verdicts, "table3": table3_verdicts,
             "table4": table4_verdicts, "table6": table6_verdicts, "table7": table7_verdicts,
-            "fig3": norm_ratio_verdicts, "fig6": depth_width_verdicts}
+            "fig3": norm_ratio_verdicts, "fig5": latency_verdicts, "fig6": depth_width_verdicts}

@@ -113,16 +113,20 @@ def expected_seconds(spec: RunSpec, rates: dict[tuple, list[float]]) -> float | 
     return images / rate * 1.1  # + per-epoch validation and the final evaluation
 
 
-def describe_plan(plan: dict[str, PlannedRun], results_dir) -> tuple[list[str], float | None]:
+def describe_plan(plan: dict[str, PlannedRun], results_dir, training: bool = True) -> tuple[list[str], float | None]:
+    """One line per run: its status and, when ``training``, how long the unfinished ones
+    should take; and their total (None when unknown). Not training, the unfinished runs
+    are marked "left out" and cost nothing."""
     lines, total = [], 0.0
     rates = measured_rates(results_dir)
     for entry in training_order(plan.values()):
         roles = "; ".join(sorted({f"{a}: {r}" for a, r in entry.roles}))
-        status = entry.status
-        seconds = None if status == "finished" else expected_seconds(entry.spec, rates)
-        if status != "finished":
+        status = entry.status if training or entry.status == "finished" else "left out"
+        eta = ""
+        if status not in ("finished", "left out"):
+            seconds = expected_seconds(entry.spec, rates)
             total = None if seconds is None or total is None else total + seconds
-        eta = "" if status == "finished" else (f"~{seconds / 60:.1f} min" if seconds is not None else "unknown")
+            eta = "unknown" if seconds is None else f"~{seconds / 60:.1f} min"
         lines.append(f"  {status:10s} {entry.spec.run_id:48s} {eta:>10s}  [{roles}]")
     return lines, total
 
@@ -204,9 +208,10 @@ def expected_time(training: bool, train_s: float | None, measuring: bool, measur
         return ""
     if (training and train_s is None) or (measuring and measure_s is None):
         return "; expected time unknown (no measured rate for some runs or measurements)"
-    train_s, measure_s = train_s or 0.0, measure_s or 0.0
-    return (f", expected ~{(train_s + measure_s) / 60:.0f} min on 2 CPU cores (training ~{train_s / 60:.0f} min, "
-            f"measuring ~{measure_s / 60:.1f} min)")
+    parts = ([f"training ~{train_s / 60:.0f} min"] if training else []) + \
+        ([f"measuring ~{measure_s / 60:.1f} min"] if measuring else [])
+    total = (train_s if training else 0.0) + (measure_s if measuring else 0.0)
+    return f", expected ~{total / 60:.0f} min on 2 CPU cores ({', '.join(parts)})"
 
 
 def _needed_entries(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int):

@@ -44,12 +44,13 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
     artifacts = select_artifacts(names)
     check_writable(Path(runtime.results_dir) / preset / "tables" / "table.csv")
     plan = plan_runs(artifacts, study, seeds, runtime.results_dir)
-    lines, total = describe_plan(plan, runtime.results_dir)
+    lines, total = describe_plan(plan, runtime.results_dir, training=not no_train)
     measure_lines, to_measure, measure_s = describe_measurements(artifacts, study, plan, seeds, runtime.results_dir)
     todo = [p for p in plan.values() if p.status != "finished"]
+    runs = f"{len(todo)} unfinished left out (--no-train)" if no_train else f"{len(todo)} to train"
     echo(f"{', '.join(a.name for a in artifacts)} (preset {preset}, {seeds} seed{'s' * (seeds > 1)}): "
-         f"{len(plan)} runs, {len(todo)} to train, {to_measure} measurement{'s' * (to_measure != 1)} to take"
-         + expected_time(bool(todo), total, bool(to_measure), measure_s))
+         f"{len(plan)} runs, {runs}, {to_measure} measurement{'s' * (to_measure != 1)} to take"
+         + expected_time(bool(todo) and not no_train, total, bool(to_measure), measure_s))
     for line in lines + measure_lines:
         echo(line)
     if dry_run:
@@ -178,8 +179,9 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
     else:
         folder = root / "figures"
         if missing:
-            output.text(0.005, 0.005, f"Incomplete: drawn from {len(runs)} finished runs, {len(missing)} not finished "
-                        f"(listed in {art.name}.provenance.json)", fontsize=7, color="0.35", ha="left", va="bottom")
+            # below the figure's edge (the tight bounding box takes it in), clear of the axis labels
+            output.text(0.005, -0.01, f"Incomplete: drawn from {len(runs)} finished runs, {len(missing)} not finished "
+                        f"(listed in {art.name}.provenance.json)", fontsize=7, color="0.35", ha="left", va="top")
         paths = [save_figure(output, folder / f"{art.name}.png"), save_figure(output, folder / f"{art.name}.pdf")]
         plt.close(output)
     envs = [r.record.env() for r in runs]

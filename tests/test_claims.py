@@ -65,6 +65,7 @@ def test_with_every_artifact_written_every_claim_has_a_verdict():
 
     frames = {"table1": table1(0.5, 0.5), "table7": table7(90.0, 88.0, 0.4), "norms": norms(0.3),
               "depth_width_latency": latency((30.0, 26.0, 20.0)),
+              "latency": latency((30.0, 26.0, 20.0)).query("kind == 'depth'").rename(columns={"network": "skip"}),
               "table2": pd.DataFrame({"method_label": ["adn", "alphanet"], "step_ms": [100.0, 180.0]}),
               "table3": base_nets("variant", ["ADN", "w/o self-distillation", "w/o skip-aware norms", "w/o both"]),
               "table4": base_nets("strategy", ["super-net -> base-net (ADN)", "random -> random"]),

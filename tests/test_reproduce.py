@@ -114,8 +114,29 @@ def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     assert not (tmp_path / "quick" / "runs").exists()
 
 
-def test_fig4s_extra_baselines_train_at_most_two_seeds(tmp_path):
-    result = CliRunner().invoke(cli, ["reproduce", "fig4", "--preset", "mini", "--seeds", "3", "--arch",
+def test_a_no_train_dry_run_counts_no_training_time(tmp_path):
+    result = CliRunner().invoke(cli, ["reproduce", "table1", "--no-train", "--dry-run", "--results-dir",
+                                      str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "unfinished left out (--no-train)" in result.output and "training ~" not in result.output
+    assert "left out   resnet_mini-adn" in result.output and "to train" not in result.output
+
+
+def test_a_measurement_never_taken_at_these_settings_is_estimated_by_its_work(tmp_path):
+    from paper.plan import expected_measure_seconds
+    from paper.study import STUDIES
+    folder = tmp_path / "other" / "measurements"
+    folder.mkdir(parents=True)
+    mini = STUDIES["mini"]  # nearer in work than the quick preset's built-in estimate
+    settings = {"arch": "resnet50", "batch": mini.timing_batch, "steps": mini.timing_steps + 1,
+                "epoch_images": 1281167}
+    (folder / "timing.json").write_text(json.dumps({"settings": settings, "wall_s": 100.0}))
+    seconds = expected_measure_seconds("timing", mini, tmp_path)
+    assert seconds == pytest.approx(100.0 * mini.timing_steps / (mini.timing_steps + 1))
+
+
+def test_the_extra_baselines_train_at_most_two_seeds_in_every_artifact(tmp_path):
+    result = CliRunner().invoke(cli, ["reproduce", "fig4", "table2", "--preset", "mini", "--seeds", "3", "--arch",
                                       "resnet_mini", "--dry-run", "--results-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for method in ("alphanet", "stochastic_depth"):

@@ -136,6 +136,16 @@ def test_depth_against_width_at_equal_flops_needs_separated_quartiles(depth_ms, 
     assert counts in line and "base-net TT" in line and line.endswith(f"{verdict}.")
 
 
+@pytest.mark.parametrize("base_ms, spread, verdict", [(2.0, 0.2, "AGREES"), (2.9, 0.2, "INCONCLUSIVE"),
+                                                       (3.5, 0.2, "DISAGREES")])
+def test_the_base_nets_latency_against_the_super_nets_needs_separated_quartiles(base_ms, spread, verdict):
+    table = pd.DataFrame({"skip": ["FF", "FT", "TT"], "gflops": [4.0, 3.0, 2.0], "latency_ms": [3.0, 2.5, base_ms]})
+    table = table.assign(latency_q1_ms=table["latency_ms"] - spread, latency_q3_ms=table["latency_ms"] + spread,
+                         device="cpu", batch_size=1, runs=30)
+    (line,) = verdicts("fig5", table)
+    assert f"base-net TT {base_ms:.2f} ms vs super-net FF 3.00 ms" in line and line.endswith(f"{verdict}.")
+
+
 def test_table2_timing_is_inconclusive_when_the_interquartile_ranges_overlap():
     def table2(adn_iqr):
         return pd.DataFrame({"method_label": ["adn", "alphanet"], "step_ms": [100.0, 180.0],
