@@ -196,14 +196,19 @@ def fig5(timing_table: pd.DataFrame, latency: pd.DataFrame):
         labels = [f"{a}: {m}" if several else m
                   for a, m in zip(timing_table["arch"], timing_table["method_label"])]
         colors = colors_for(labels)
-        bars.barh(labels, timing_table["extrapolated_epoch_h"], color=[colors[l] for l in labels])
-        for y, (hours, ratio) in enumerate(zip(timing_table["extrapolated_epoch_h"],
-                                               timing_table["ratio_to_individual"])):
-            note = f" {hours:.2f} h" + (f" (×{ratio:.2f})" if pd.notna(ratio) else "")
-            bars.annotate(note, (hours, y), va="center", fontsize=8)
+        hours = timing_table["extrapolated_epoch_h"]
+        spread = None  # +- half the steps' interquartile range, in hours per epoch
+        if {"step_iqr_ms", "step_ms"} <= set(timing_table):
+            spread = (hours * timing_table["step_iqr_ms"] / timing_table["step_ms"] / 2).fillna(0).to_numpy()
+        bars.barh(labels, hours, xerr=spread, capsize=3, ecolor="0.25", color=[colors[l] for l in labels])
+        ends = hours + (spread if spread is not None else 0)
+        for y, (h, end, ratio) in enumerate(zip(hours, ends, timing_table["ratio_to_individual"])):
+            note = f"{h:.2f} h" + (f" (×{ratio:.2f})" if pd.notna(ratio) else "")
+            bars.annotate(note, (end, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
         bars.invert_yaxis()
         bars.margins(x=0.3)
-        bars.set(xlabel="hours per epoch (extrapolated)", ylabel="",
+        bars.set(xlabel="hours per epoch (extrapolated; median step, +-IQR/2)" if spread is not None
+                 else "hours per epoch (extrapolated)", ylabel="",
                  title=f"(a) training, {_device_note(timing_table)}")
     else:
         no_data(bars)

@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
 import analysis
@@ -290,3 +291,15 @@ def test_table6_shows_the_skip_aware_shortcuts_variant_beside_adn(evals):
     assert len(table) == 16 and "shortcuts_acc1_pct" in table
     assert (table["shortcuts_acc1_pct"] - table["acc1_pct"]).round(6).eq(0.5).all()
     assert "shortcuts_acc1_pct" not in analysis.table6(evals, load_reference())
+
+
+def test_training_time_bars_show_the_steps_spread():
+    timing = pd.DataFrame({"method_label": ["individual FFFF", "adn"], "arch": "resnet50", "batch_size": 128,
+                           "input_shape": "3x224x224", "step_ms": [100.0, 200.0], "step_iqr_ms": [10.0, 40.0],
+                           "steps": 20, "device": "cpu", "epoch_images": 1281167})
+    table = analysis.table2(timing)
+    axis = analysis.fig5(table, None).axes[0]
+    (bars,) = [c for c in axis.containers if isinstance(c, BarContainer)]
+    whiskers = bars.errorbar.lines[2][0].get_segments()  # one horizontal segment per bar
+    widths = [seg[1][0] - seg[0][0] for seg in whiskers]
+    assert widths == pytest.approx(list(table["extrapolated_epoch_h"] * [0.1, 0.2]))
