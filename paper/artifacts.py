@@ -21,6 +21,13 @@ from repro.models import has_shortcut_norms, num_stages, official_split
 from repro.registry import Registry
 
 
+# Comparison networks trained at two seeds at most, wherever an artifact needs them (issue
+# 14's scope): the AlphaNet-style network costs about three individual runs, stochastic
+# depth is beyond the paper (issue 18).
+EXTRA_BASELINE_SEEDS = 2
+CAPPED_METHODS = ("alphanet", "stochastic_depth")
+
+
 @dataclass(frozen=True)
 class RunNeed:
     """One training run in the role an artifact gives it."""
@@ -29,14 +36,14 @@ class RunNeed:
     arch: str
     method: str
     options: tuple[tuple[str, object], ...] = ()
-    max_seeds: int | None = None  # the study's scope trains fewer seeds of this run than --seeds asks
 
     def options_dict(self) -> dict:
         return dict(self.options)
 
     def seeds(self, asked: int) -> range:
-        """Seeds 0..n-1 of this run for ``reproduce --seeds asked``."""
-        return range(min(asked, self.max_seeds or asked))
+        """Seeds 0..n-1 of this run for ``reproduce --seeds asked`` (``EXTRA_BASELINE_SEEDS``
+        at most for the ``CAPPED_METHODS``)."""
+        return range(min(asked, EXTRA_BASELINE_SEEDS) if self.method in CAPPED_METHODS else asked)
 
 
 @dataclass
@@ -96,21 +103,9 @@ def table1_runs(study: Study) -> list[RunNeed]:
             (adn(arch), individual(arch, full(arch), "individual"), individual(arch, base(arch), "individual-Base"))]
 
 
-# Comparison networks trained at two seeds at most, wherever an artifact needs them (issue
-# 14's scope): the AlphaNet-style network costs about three individual runs, stochastic
-# depth is beyond the paper (issue 18).
-EXTRA_BASELINE_SEEDS = 2
-CAPPED_METHODS = ("alphanet", "stochastic_depth")
-
-
-def need(role: str, arch: str, method: str, options: tuple = ()) -> RunNeed:
-    """A run this artifact needs, capped at ``EXTRA_BASELINE_SEEDS`` for the extra baselines."""
-    return RunNeed(role, arch, method, options, EXTRA_BASELINE_SEEDS if method in CAPPED_METHODS else None)
-
-
 def table2_runs(study: Study) -> list[RunNeed]:
     arch = study.convnet
-    return [need(m.label, arch, m.method, (("depth", m.depth),) if m.depth else ())
+    return [RunNeed(m.label, arch, m.method, (("depth", m.depth),) if m.depth else ())
             for m in table2_methods(num_stages(arch))]
 
 
@@ -151,7 +146,7 @@ def fig4_runs(study: Study) -> list[RunNeed]:
             + [individual(arch, depth, "individual (depth)") for depth in study.individual_depths]
             + [RunNeed("KD-individual", arch, "kd_individual", (("depth", depth),)) for depth in study.kd_depths]
             + ([adn(arch, "ADN + skip-aware shortcuts", **SHORTCUTS)] if has_shortcut_norms(arch) else [])
-            + [need("stochastic depth", arch, "stochastic_depth"), need("AlphaNet-style", arch, "alphanet")])
+            + [RunNeed("stochastic depth", arch, "stochastic_depth"), RunNeed("AlphaNet-style", arch, "alphanet")])
 
 
 def fig7_runs(study: Study) -> list[RunNeed]:
