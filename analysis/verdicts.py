@@ -104,6 +104,12 @@ def table1_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     return lines
 
 
+def cheaper_by_quartiles(low_q1: float, low_q3: float, high_q1: float, high_q3: float) -> str:
+    """``TIMING_RULE`` for a claim that the first timing is the lower: AGREES when its
+    interquartile range lies wholly below the second's, DISAGREES when wholly above."""
+    return "AGREES" if low_q3 < high_q1 else "DISAGREES" if low_q1 > high_q3 else "INCONCLUSIVE"
+
+
 def table2_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     steps = table.set_index("method_label")["step_ms"]
     if "adn" not in steps or "alphanet" not in steps:
@@ -111,8 +117,8 @@ def table2_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     ratio = steps["alphanet"] / steps["adn"]
     # TIMING_RULE, with each interquartile range taken as centred on its median (the table keeps its width)
     iqr = table.set_index("method_label")["step_iqr_ms"] / 2 if "step_iqr_ms" in table else steps * 0
-    verdict = ("AGREES" if steps["alphanet"] - iqr["alphanet"] > steps["adn"] + iqr["adn"] else
-               "DISAGREES" if steps["alphanet"] + iqr["alphanet"] < steps["adn"] - iqr["adn"] else "INCONCLUSIVE")
+    verdict = cheaper_by_quartiles(steps["adn"] - iqr["adn"], steps["adn"] + iqr["adn"],
+                                   steps["alphanet"] - iqr["alphanet"], steps["alphanet"] + iqr["alphanet"])
     return [f"AlphaNet-style / ADN training time per step (median of interleaved steps): x{ratio:.2f}; the paper "
             f"finds ADN much cheaper (2 vs 4 forward-backward passes): {verdict}."]
 
@@ -225,8 +231,8 @@ def latency_verdicts(latency: pd.DataFrame, judge=verdict_of) -> list[str]:
         return []
     by_flops = latency.sort_values("gflops")
     base, super_net = by_flops.iloc[0], by_flops.iloc[-1]
-    verdict = ("AGREES" if base["latency_q3_ms"] < super_net["latency_q1_ms"] else
-               "DISAGREES" if base["latency_q1_ms"] > super_net["latency_q3_ms"] else "INCONCLUSIVE")
+    verdict = cheaper_by_quartiles(base["latency_q1_ms"], base["latency_q3_ms"],
+                                   super_net["latency_q1_ms"], super_net["latency_q3_ms"])
     rho = by_flops["gflops"].rank().corr(by_flops["latency_ms"].rank())
     first = latency.iloc[0]
     return [f"{first.get('device', '?')}, batch {first.get('batch_size', 1)}, {first.get('runs', '?')} interleaved "
