@@ -212,6 +212,10 @@ def claims_markdown(tables: Mapping[str, pd.DataFrame], evals: pd.DataFrame | No
             summary = " ".join(part for part in (
                 verdict_tally(ours), claim.interpret(tables, evals) if claim.interpret else "") if part)
             lines += [f"**In sum.** {summary}", ""] if summary else []
+        elif tables.get(claim.source or claim.artifact) is not None:
+            lines += [f"**Ours.** No verdict yet: `{claim.artifact}` is written, but without the rows this claim "
+                      f"compares (their runs have not finished); `{how_to_reproduce(claim.artifact)}` trains them.",
+                      ""]
         else:
             lines += [f"**Ours.** Not reproduced yet: `{how_to_reproduce(claim.artifact)}` trains and writes it.", ""]
         lines += [f"**Reading.** {claim.reading}", ""]

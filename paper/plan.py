@@ -131,12 +131,31 @@ def describe_plan(plan: dict[str, PlannedRun], results_dir, training: bool = Tru
     return lines, total
 
 
-# Settings that scale a measurement's work linearly (resolution: quadratically).
-WORK_SETTINGS = ("batch", "steps", "repeats")
+# Settings that scale a measurement's work linearly (resolution: quadratically, the
+# architecture: by its super-net's FLOPs per image); epoch_images only sizes the timing's
+# extrapolation to an epoch.
+WORK_SETTINGS = ("batch", "batch_size", "steps", "repeats", "images")
+SCALE_SETTINGS = (*WORK_SETTINGS, "resolution", "arch", "epoch_images")
+
+
+def _arch_work(arch: str, resolution) -> float:
+    """The super-net's GFLOPs per image at ``resolution`` (the architecture's own when None);
+    1 for a name that is not a registered architecture."""
+    from repro.measure.flops import arch_summary
+    from repro.models import ARCHS
+
+    if arch not in ARCHS.names():
+        return 1.0
+    native = ARCHS.get(arch).resolution
+    gflops = float(arch_summary([arch]).iloc[0]["super_gflops"])
+    return gflops * (float(resolution or native) / native) ** 2
 
 
 def _work(settings: dict) -> float:
-    work = float(settings.get("resolution", 1)) ** 2
+    if "arch" in settings:
+        work = _arch_work(settings["arch"], settings.get("resolution"))
+    else:
+        work = float(settings.get("resolution", 1)) ** 2
     for key in WORK_SETTINGS:
         work *= float(settings.get(key, 1))
     return work
@@ -144,8 +163,8 @@ def _work(settings: dict) -> float:
 
 def _same_kind(a: dict, b: dict) -> bool:
     """Whether two settings differ only in how much work they ask for."""
-    scale = {*WORK_SETTINGS, "resolution"}
-    return {k: v for k, v in a.items() if k not in scale} == {k: v for k, v in b.items() if k not in scale}
+    return ({k: v for k, v in a.items() if k not in SCALE_SETTINGS} ==
+            {k: v for k, v in b.items() if k not in SCALE_SETTINGS})
 
 
 def _settings(name: str, study: Study) -> dict:
@@ -154,9 +173,9 @@ def _settings(name: str, study: Study) -> dict:
 
 def expected_measure_seconds(name: str, study: Study, results_dir) -> float | None:
     """How long the measurement took before under ``results_dir`` (any preset) with the
-    same settings; else the time of the one of the same kind nearest in work (those
-    measured, and ``CPU_MEASURE_S`` at the quick preset's settings), scaled by work;
-    else ``CPU_MEASURE_S``; None when unknown."""
+    same settings; else the time of the one of the same kind (on any architecture) nearest
+    in work (those measured, and ``CPU_MEASURE_S`` at the quick preset's settings), scaled
+    by work; else ``CPU_MEASURE_S``; None when unknown."""
     settings = _settings(name, study)
     before: list[tuple[dict, float]] = []
     for info_file in sorted(Path(results_dir).glob(f"*/measurements/{name}.json")):

@@ -47,6 +47,14 @@ def test_every_claim_has_a_section_and_missing_artifacts_say_how_to_make_them():
     assert "| vs individual, stored" in text  # fig4's section is judged from the evals, as a table
 
 
+def test_a_written_artifact_without_the_compared_rows_says_so_instead_of_not_reproduced():
+    only_adn = pd.DataFrame({"arch": "m", "variant": ["ADN", "+ skip-aware shortcuts"], "base_acc1_pct": 80.0,
+                             "base_acc1_std": 0.1, "n_seeds": 2})
+    text = claims_markdown({"table3": only_adn}, None, "mini", True, lambda artifact: f"reproduce {artifact}")
+    ablation = text.split("### Self-distillation")[1].split("### ")[0]
+    assert "No verdict yet: `table3` is written" in ablation and "Not reproduced yet" not in ablation
+
+
 def test_claims_command_writes_results_readme_from_an_empty_study(tmp_path):
     from paper.claims import write_claims
 

@@ -135,6 +135,18 @@ def test_a_measurement_never_taken_at_these_settings_is_estimated_by_its_work(tm
     assert seconds == pytest.approx(100.0 * mini.timing_steps / (mini.timing_steps + 1))
 
 
+def test_a_measurement_on_another_architecture_is_scaled_by_its_flops():
+    from paper.plan import _work
+    from repro.measure.flops import arch_summary
+
+    gflops = arch_summary(["resnet50", "resnet_mini"]).set_index("arch")["super_gflops"]
+    big = {"arch": "resnet50", "batch": 16, "steps": 3, "epoch_images": 1281167}
+    small = {**big, "arch": "resnet_mini", "batch": 32}
+    assert _work(small) / _work(big) == pytest.approx(2 * gflops["resnet_mini"] / gflops["resnet50"])
+    # a resolution other than the architecture's own scales quadratically
+    assert _work({**big, "resolution": 112}) == pytest.approx(_work(big) / 4)
+
+
 def test_the_extra_baselines_train_at_most_two_seeds_in_every_artifact(tmp_path):
     result = CliRunner().invoke(cli, ["reproduce", "fig4", "table2", "--preset", "mini", "--seeds", "3", "--arch",
                                       "resnet_mini", "--dry-run", "--results-dir", str(tmp_path)])
