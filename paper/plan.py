@@ -41,6 +41,15 @@ class PlannedRun:
             return "finished"
         return "to resume" if self.record.checkpoint_file.is_file() else "to train"
 
+    @property
+    def fraction_left(self) -> float:
+        """The share of the run's epochs still to train, from its metrics (an epoch under
+        way counts as not begun): 1 for a run never started, 0 for a finished one."""
+        if self.record.is_finished():
+            return 0.0
+        done = max((line.get("epoch", 0) for line in self.record.metrics()), default=0)
+        return max(0.0, 1.0 - done / max(1, self.spec.recipe.epochs))
+
 
 def select_artifacts(names: list[str]) -> list[Artifact]:
     if "all" in names:
@@ -125,6 +134,7 @@ def describe_plan(plan: dict[str, PlannedRun], results_dir, training: bool = Tru
         eta = ""
         if status not in ("finished", "left out"):
             seconds = expected_seconds(entry.spec, rates)
+            seconds = None if seconds is None else seconds * entry.fraction_left
             total = None if seconds is None or total is None else total + seconds
             eta = "unknown" if seconds is None else f"~{seconds / 60:.1f} min"
         lines.append(f"  {status:10s} {entry.spec.run_id:48s} {eta:>10s}  [{roles}]")

@@ -114,6 +114,22 @@ def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     assert not (tmp_path / "quick" / "runs").exists()
 
 
+def test_a_run_to_resume_is_estimated_by_the_epochs_it_has_left(tmp_path):
+    from paper.plan import PlannedRun, describe_plan, expected_seconds
+    from repro.presets import make_spec
+    from repro.runs import RunRecord, run_directory
+
+    spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini")  # 15 epochs
+    record = RunRecord(run_directory(tmp_path, spec))
+    record.create(spec)
+    for epoch in range(1, 11):
+        record.append_metrics({"epoch": epoch})
+    record.checkpoint_file.write_bytes(b"checkpoint")
+    lines, total = describe_plan({spec.run_id: PlannedRun(spec, record)}, tmp_path)
+    assert "to resume" in lines[0]
+    assert total == pytest.approx(expected_seconds(spec, {}) / 3)
+
+
 def test_a_no_train_dry_run_counts_no_training_time(tmp_path):
     result = CliRunner().invoke(cli, ["reproduce", "table1", "--no-train", "--dry-run", "--results-dir",
                                       str(tmp_path)])
