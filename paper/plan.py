@@ -15,6 +15,8 @@ from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, cache_
 from paper.study import STUDIES, Study
 from repro.data import DATASETS
 from repro.errors import ReproError
+from repro.measure.flops import arch_summary
+from repro.models import ARCHS
 from repro.presets import make_spec
 from repro.runs import RunRecord, run_directory
 from repro.specs import RunSpec
@@ -151,9 +153,6 @@ SCALE_SETTINGS = (*WORK_SETTINGS, "resolution", "arch", "epoch_images")
 def _arch_work(arch: str, resolution) -> float:
     """The super-net's GFLOPs per image at ``resolution`` (the architecture's own when None);
     1 for a name that is not a registered architecture."""
-    from repro.measure.flops import arch_summary
-    from repro.models import ARCHS
-
     if arch not in ARCHS.names():
         return 1.0
     native = ARCHS.get(arch).resolution
