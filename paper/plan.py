@@ -16,6 +16,7 @@ from paper.study import STUDIES, Study
 from repro.data import DATASETS
 from repro.errors import ReproError
 from repro.measure.flops import arch_summary
+from repro.methods.kd import teacher_finished
 from repro.models import ARCHS
 from repro.presets import make_spec
 from repro.runs import RunRecord, run_directory
@@ -83,6 +84,11 @@ def spec_for(need: RunNeed, study: Study, seed: int) -> RunSpec:
 
 
 TEACHER_READERS = ("kd_individual",)  # methods that read finished runs of the same plan
+
+
+def can_start(spec: RunSpec, results_dir) -> bool:
+    """Whether a run can start now: a KD student only once its teacher has finished."""
+    return spec.method not in TEACHER_READERS or teacher_finished(spec, results_dir)
 
 
 def training_order(runs) -> list[PlannedRun]:

@@ -23,7 +23,7 @@ from analysis.reference import load_reference
 from analysis.verdicts import TIMED, rule_for, verdicts
 from paper.artifacts import Artifact, ArtifactInputs
 from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, measure
-from paper.plan import (TEACHER_READERS, PlannedRun, describe_measurements, describe_plan, expected_time,
+from paper.plan import (PlannedRun, can_start, describe_measurements, describe_plan, expected_time,
                         finished_runs, plan_runs, select_artifacts, training_order, unfinished_runs)
 from paper.study import Study, study_for
 from repro.errors import ReproError
@@ -98,13 +98,12 @@ def train_missing(todo: list[PlannedRun], runtime: Runtime, echo, jobs: int = 1)
 
 
 def train_in_workers(ordered: list[PlannedRun], runtime: Runtime, echo, jobs: int) -> None:
-    """``jobs`` runs at once; the KD students' wave starts when their teachers' has ended."""
-
-    students = [p.spec for p in ordered if p.spec.method in TEACHER_READERS]
-    waves = [w for w in ([p.spec for p in ordered if p.spec.method not in TEACHER_READERS], students) if w]
+    """``jobs`` runs at once, in ``ordered``'s order; a KD student starts once its teacher
+    has finished (already, or in this pool)."""
     echo(f"training {len(ordered)} runs, {jobs} at a time")
     try:
-        outcome = train_concurrently(waves, runtime, jobs)
+        outcome = train_concurrently([p.spec for p in ordered], runtime, jobs,
+                                     ready=lambda spec: can_start(spec, runtime.results_dir))
     except KeyboardInterrupt:
         raise ReproError("interrupted: every running run saved its checkpoint and finished runs are kept; run the "
                          "same reproduce command again to continue") from None

@@ -17,6 +17,7 @@ import queue
 import signal
 import threading
 from contextlib import contextmanager
+from typing import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 import torch
@@ -111,17 +112,19 @@ def _ctrl_c_raises():
             signal.signal(sig, handler)
 
 
-def train_concurrently(waves: list[list[RunSpec]], runtime, jobs: int) -> dict[str, tuple[str, str]]:
-    """Trains each wave's runs with ``jobs`` worker processes, a wave after the previous
-    one has ended (e.g. teachers before their students); returns ``{run_id: (status,
-    message)}``. Ctrl-C: every worker saves and stops; KeyboardInterrupt is re-raised
-    once they have."""
+def train_concurrently(specs: list[RunSpec], runtime, jobs: int,
+                       ready: Callable[[RunSpec], bool] = lambda spec: True) -> dict[str, tuple[str, str]]:
+    """Trains the runs with ``jobs`` worker processes, each free worker taking the first
+    queued run that is ``ready`` (e.g. a student once its teacher has finished); returns
+    ``{run_id: (status, message)}``. Runs never ready once nothing else is running are
+    failed. Ctrl-C: every worker saves and stops; KeyboardInterrupt is re-raised once they
+    have."""
     total_threads = torch.get_num_threads()
     threads = max(1, total_threads // jobs)
     context = multiprocessing.get_context("spawn")
     manager = context.Manager()
     events = manager.Queue()
-    bars = _Bars(sum(len(w) for w in waves), jobs, runtime.progress)
+    bars = _Bars(len(specs), jobs, runtime.progress)
     outcome: dict[str, tuple[str, str]] = {}
     stop = threading.Event()
 
@@ -139,33 +142,38 @@ def train_concurrently(waves: list[list[RunSpec]], runtime, jobs: int) -> dict[s
     interrupted = False
     try:
         with _ctrl_c_raises(), ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            for wave in waves:
-                queued = list(wave)
-                running: dict[Future, RunSpec] = {}
-                while (queued and not interrupted) or running:
-                    # a run is handed over only when a worker is free: the executor would
-                    # otherwise pass queued runs to its workers ahead of time, where neither
-                    # cancel() nor the worker's spent Ctrl-C can stop them
-                    while queued and not interrupted and len(running) < jobs:
-                        spec = queued.pop(0)
-                        running[pool.submit(_train_one, spec.to_dict(), runtime, threads, events)] = spec
-                    try:
-                        finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    except KeyboardInterrupt:
-                        # the workers got the signal too: the running ones save and stop
-                        interrupted = True
-                        continue
-                    for future in finished:
-                        spec = running.pop(future)
-                        try:
-                            status, message = future.result()
-                        except BaseException as error:  # noqa: BLE001 - a worker process died
-                            status = INTERRUPTED if interrupted else FAILED  # Ctrl-C also reaches idle workers
-                            message = f"worker process ended: {error or type(error).__name__}"
-                        outcome[spec.run_id] = (status, message)
-                        bars.done(spec.run_id, status, message)
-                if interrupted:
+            queued = list(specs)
+            running: dict[Future, RunSpec] = {}
+            while (queued and not interrupted) or running:
+                # a run is handed over only when a worker is free: the executor would
+                # otherwise pass queued runs to its workers ahead of time, where neither
+                # cancel() nor the worker's spent Ctrl-C can stop them
+                while not interrupted and len(running) < jobs:
+                    spec = next((spec for spec in queued if ready(spec)), None)
+                    if spec is None:
+                        break
+                    queued.remove(spec)
+                    running[pool.submit(_train_one, spec.to_dict(), runtime, threads, events)] = spec
+                if not running:  # what is left waits on runs that did not finish
+                    for spec in queued:
+                        outcome[spec.run_id] = (FAILED, "not started: a run it needs did not finish")
+                        bars.done(spec.run_id, FAILED, outcome[spec.run_id][1])
                     break
+                try:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    # the workers got the signal too: the running ones save and stop
+                    interrupted = True
+                    continue
+                for future in finished:
+                    spec = running.pop(future)
+                    try:
+                        status, message = future.result()
+                    except BaseException as error:  # noqa: BLE001 - a worker process died
+                        status = INTERRUPTED if interrupted else FAILED  # Ctrl-C also reaches idle workers
+                        message = f"worker process ended: {error or type(error).__name__}"
+                    outcome[spec.run_id] = (status, message)
+                    bars.done(spec.run_id, status, message)
     finally:
         stop.set()
         reader.join(timeout=2)

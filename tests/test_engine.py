@@ -90,7 +90,7 @@ def test_two_runs_at_once_leave_the_records_of_one_after_the_other(tmp_path):
     specs = [make_spec("resnet_mini", "individual", "fashion_mnist", "smoke", seed=s,
                        options={"depth": "TTTT"}, recipe={"train_subset": 512}) for s in (0, 1)]
     runtime = Runtime(results_dir=str(tmp_path / "together"), device="cpu", progress=False)
-    outcome = train_concurrently([specs], runtime, jobs=2)
+    outcome = train_concurrently(specs, runtime, jobs=2)
     assert {status for status, _ in outcome.values()} == {FINISHED}
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads // 2))  # as each worker ran
@@ -110,10 +110,36 @@ def test_a_failed_run_does_not_stop_the_other(tmp_path):
                      recipe={"train_subset": 64, "batch_size": 16, "val_size": 32, "test_subset": 32,
                              "recalibrate_bn_images": 32})
     bad = good.replace(seed=1, recipe=good.recipe.__class__(**{**good.recipe.__dict__, "lr": math.inf}))
-    outcome = train_concurrently([[good, bad]], Runtime(results_dir=str(tmp_path), device="cpu", progress=False),
+    outcome = train_concurrently([good, bad], Runtime(results_dir=str(tmp_path), device="cpu", progress=False),
                                  jobs=2)
     assert outcome[good.run_id][0] == FINISHED
     assert outcome[bad.run_id][0] == "failed" and outcome[bad.run_id][1]
+
+
+def test_a_run_waits_for_the_run_it_needs_and_fails_when_that_one_fails(tmp_path):
+    from repro.runs import RunRecord, run_directory
+
+    first = make_spec("resnet_mini", "individual", "fake", "quick", options={"depth": "TTTT"},
+                      recipe={"train_subset": 64, "batch_size": 16, "val_size": 32, "test_subset": 32,
+                              "recalibrate_bn_images": 32})
+    bad = first.replace(seed=1, recipe=first.recipe.__class__(**{**first.recipe.__dict__, "lr": math.inf}))
+    after_first, after_bad = first.replace(seed=2), first.replace(seed=3)
+    needs = {after_first.run_id: first, after_bad.run_id: bad}
+
+    def ready(spec):
+        need = needs.get(spec.run_id)
+        return need is None or RunRecord(run_directory(tmp_path, need)).is_finished()
+
+    # queued first, the dependents wait while both workers are free
+    outcome = train_concurrently([after_first, after_bad, first, bad],
+                                 Runtime(results_dir=str(tmp_path), device="cpu", progress=False), jobs=2,
+                                 ready=ready)
+    assert outcome[first.run_id][0] == outcome[after_first.run_id][0] == FINISHED
+    assert outcome[bad.run_id][0] == "failed"
+    assert outcome[after_bad.run_id] == ("failed", "not started: a run it needs did not finish")
+    assert not run_directory(tmp_path, after_bad).exists()
+    segments = [RunRecord(run_directory(tmp_path, spec)).env()["segments"] for spec in (first, after_first)]
+    assert segments[1][0]["started_at"] >= segments[0][-1]["ended_at"]
 
 
 POOL_SCRIPT = """
@@ -127,7 +153,7 @@ base = make_spec("resnet_mini", "individual", "fake", "quick", options={"depth":
 specs = [base.replace(seed=s) for s in range(3)]
 print(" ".join(s.run_id for s in specs), flush=True)
 try:
-    train_concurrently([specs], Runtime(results_dir=sys.argv[1], device="cpu", progress=False), jobs=1)
+    train_concurrently(specs, Runtime(results_dir=sys.argv[1], device="cpu", progress=False), jobs=1)
 except KeyboardInterrupt:
     sys.exit(130)
 """

@@ -38,6 +38,16 @@ def teacher_path(spec, results_dir) -> str:
     return str(record.model_file)
 
 
+def teacher_finished(spec, results_dir) -> bool:
+    """Whether the teacher ``spec`` would load is there: a ``--teacher`` path, or its
+    finished default run."""
+    try:
+        teacher_path(spec, results_dir)
+    except ReproError:
+        return False
+    return True
+
+
 def load_teacher(spec, info, results_dir, device):
     path = teacher_path(spec, results_dir)
     teacher_dataset = checkpoint_dataset(path)
