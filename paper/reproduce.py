@@ -199,7 +199,12 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
 
 
 def save_figure(figure, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: figure.savefig(tmp, format=path.suffix[1:], dpi=150, bbox_inches="tight"))
+    """PDFs without their creation date, so that redrawing the same figure leaves the same
+    bytes (the provenance file records when it was written)."""
+    kind = path.suffix[1:]
+    metadata = {"CreationDate": None} if kind == "pdf" else None
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format=kind, dpi=150, bbox_inches="tight",
+                                                         metadata=metadata))
 
 
 def code_identity_line(runs: list[FinishedRun]) -> str:

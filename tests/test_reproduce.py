@@ -207,3 +207,18 @@ def test_a_results_folder_that_cannot_be_written_is_refused(tmp_path):
                              "--results-dir", str(blocker / "sub")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
     assert blocker.read_text() == "keep"
+
+
+def test_redrawing_a_figure_leaves_the_same_pdf_bytes(tmp_path):
+    import time
+
+    import matplotlib.pyplot as plt
+
+    from paper.reproduce import save_figure
+
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0])
+    first = save_figure(figure, tmp_path / "a.pdf").read_bytes()
+    time.sleep(1.1)  # the PDF date has one-second resolution
+    assert save_figure(figure, tmp_path / "a.pdf").read_bytes() == first
+    plt.close(figure)
