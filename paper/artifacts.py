@@ -65,14 +65,16 @@ class Artifact:
     runs: Callable[[Study], list[RunNeed]]
     measurements: tuple[str, ...]
     build: Callable[[ArtifactInputs], object]
+    reading: str = ""  # printed under a table: how to read columns whose caveats the numbers cannot show
 
 
 ARTIFACTS: Registry[Artifact] = Registry("artifact")
 
 
-def artifact(name: str, kind: str, title: str, runs=lambda study: [], measurements: tuple[str, ...] = ()):
+def artifact(name: str, kind: str, title: str, runs=lambda study: [], measurements: tuple[str, ...] = (),
+             reading: str = ""):
     def register(build):
-        ARTIFACTS.add(name, Artifact(name, kind, title, runs, measurements, build))
+        ARTIFACTS.add(name, Artifact(name, kind, title, runs, measurements, build, reading))
         return build
     return register
 
@@ -163,7 +165,11 @@ def build_table1(inputs: ArtifactInputs):
 
 
 @artifact("table2", "table", "Training time per epoch: ADN vs non-adaptive and AlphaNet-style training",
-          table2_runs, ("timing",))
+          table2_runs, ("timing",),
+          reading="The `step_ms` columns are interleaved steps timed in one process, the basis of the verdict. The "
+                  "`measured_*` columns average the epochs of the finished training runs, which shared the machine "
+                  "with a varying number of other runs and threads (not recorded per run): they show what training "
+                  "cost here, but their ratios are indicative only and not judged.")
 def build_table2(inputs: ArtifactInputs):
     from analysis.tables import table2
     return table2(inputs.measurements["timing"], inputs.runs)

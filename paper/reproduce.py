@@ -243,6 +243,7 @@ def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun], 
         lines += ["Our networks are the CPU-sized analogues on a small data set; the paper's columns are its "
                   "ImageNet numbers (see analysis/reference/paper.csv). Compare directions and gaps, not values.", ""]
     lines += [to_markdown(table), ""]
+    lines += [art.reading, ""] if art.reading else []
     converged = study.preset not in ("smoke", "quick")
     notes = verdicts(art.name, table, converged)
     if notes:

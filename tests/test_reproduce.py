@@ -222,3 +222,13 @@ def test_redrawing_a_figure_leaves_the_same_pdf_bytes(tmp_path):
     time.sleep(1.1)  # the PDF date has one-second resolution
     assert save_figure(figure, tmp_path / "a.pdf").read_bytes() == first
     plt.close(figure)
+
+
+def test_table2_says_its_measured_epochs_are_not_judged():
+    from paper.reproduce import table_markdown
+    from paper.study import STUDIES
+
+    table = pd.DataFrame({"method_label": ["individual FFFF"], "step_ms": [10.0]})
+    markdown = table_markdown(ARTIFACTS.get("table2"), STUDIES["mini"], table, [])
+    assert "indicative only and not judged" in markdown.split("| individual FFFF")[1]
+    assert "indicative only" not in table_markdown(ARTIFACTS.get("table5"), STUDIES["mini"], table, [])
