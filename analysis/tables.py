@@ -126,12 +126,14 @@ def table2(timing: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFra
 
     ``timing``: one row per method_label with arch, batch_size, input_shape, step_ms (median),
     step_iqr_ms, steps, device, epoch_images. ``runs`` (optional): one row per real training
-    run with role, arch, method, seed, epoch_s, images_per_s, device. Output, one row per
+    run with role, arch, method, seed, epoch_s, images_per_s, device (and machine_load_5min,
+    the machine's mean load average at its epochs' ends, where recorded). Output, one row per
     (arch, method_label): method_label, arch, device, batch_size, input_shape, steps, step_ms,
     step_iqr_ms, ratio_to_individual (step_ms over "individual FFFF" of the same arch),
     epoch_images, extrapolated_epoch_h (epoch_images / batch_size * step_ms / 3.6e6),
     measured_arch, measured_epoch_s, measured_epoch_std, measured_ratio_to_individual,
-    measured_device, n_runs (runs whose role == method_label, of any arch; NaN / 0 where none).
+    measured_load_5min, measured_device, n_runs (runs whose role == method_label, of any
+    arch; NaN / 0 where none).
     """
     if timing is None or not len(timing):
         raise ReproError("table2: no timing rows (run the timing mode first)")
@@ -144,12 +146,14 @@ def table2(timing: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFra
     # resnet_mini, time ResNet50): they are matched by method label and name their arch.
     measured = pd.DataFrame(columns=["method_label", "measured_arch", "measured_epoch_s",
                                      "measured_epoch_std", "measured_ratio_to_individual",
-                                     "measured_device", "n_runs"])
+                                     "measured_load_5min", "measured_device", "n_runs"])
     if runs is not None and len(runs):
         grouped = runs.groupby("role", sort=False)
         measured = pd.DataFrame({"measured_arch": grouped["arch"].agg(lambda a: ", ".join(ordered_unique(a))),
                                  "measured_epoch_s": grouped["epoch_s"].mean(),
                                  "measured_epoch_std": grouped["epoch_s"].std(ddof=1),
+                                 "measured_load_5min": (grouped["machine_load_5min"].mean()
+                                                        if "machine_load_5min" in runs else float("nan")),
                                  "measured_device": grouped["device"].agg(lambda d: ", ".join(ordered_unique(d))),
                                  "n_runs": grouped.size()}).reset_index()
         measured = measured.rename(columns={"role": "method_label"})
@@ -161,7 +165,7 @@ def table2(timing: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFra
     return table[["method_label", "arch", "device", "batch_size", "input_shape", "steps", "step_ms",
                   "step_iqr_ms", "ratio_to_individual", "epoch_images", "extrapolated_epoch_h",
                   "measured_arch", "measured_epoch_s", "measured_epoch_std", "measured_ratio_to_individual",
-                  "measured_device", "n_runs"]]
+                  "measured_load_5min", "measured_device", "n_runs"]]
 
 
 def _super_base_table(evals: pd.DataFrame, roles: Sequence[str], artifact: str, label: str,

@@ -168,8 +168,9 @@ def build_table1(inputs: ArtifactInputs):
           table2_runs, ("timing",),
           reading="The `step_ms` columns are interleaved steps timed in one process, the basis of the verdict. The "
                   "`measured_*` columns average the epochs of the finished training runs, which shared the machine "
-                  "with a varying number of other runs and threads (not recorded per run): they show what training "
-                  "cost here, but their ratios are indicative only and not judged.")
+                  "with a varying number of other runs and threads: they show what training cost here, but their "
+                  "ratios are indicative only and not judged. `measured_load_5min` is the machine's load average "
+                  "at the runs' epoch ends (recorded since 2026-11-27; above the core count, runs waited for CPU).")
 def build_table2(inputs: ArtifactInputs):
     from analysis.tables import table2
     return table2(inputs.measurements["timing"], inputs.runs)

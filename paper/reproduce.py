@@ -135,10 +135,11 @@ def runs_frame(runs: list[FinishedRun]):
                      "run_id": run.record.path.name,
                      "epoch_s": _mean([m.get("epoch_s") for m in metrics]),
                      "images_per_s": _mean([m.get("images_per_s") for m in metrics]),
+                     "machine_load_5min": _mean([m.get("machine_load_5min") for m in metrics]),
                      "wall_s": env.get("wall_s"),
                      "device": ", ".join(hw.get("cuda_devices") or []) or hw.get("cpu") or "cpu"})
     return pd.DataFrame(rows, columns=["role", "arch", "method", "seed", "run_id", "epoch_s", "images_per_s",
-                                       "wall_s", "device"])
+                                       "machine_load_5min", "wall_s", "device"])
 
 
 def _mean(values):

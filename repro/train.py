@@ -7,6 +7,7 @@ the method's business (repro/methods); Algorithm 1 is repro/methods/adn.py.
 """
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sys
@@ -277,6 +278,8 @@ class Trainer:
         line.update({"images_per_s": sums["images"] * self.processes.world_size / sums["train_s"],
                      "data_share_pct": 100 * sums["data_s"] / sums["train_s"],
                      "epoch_s": sums["train_s"], "eval_s": time.perf_counter() - start})
+        if hasattr(os, "getloadavg"):  # how busy the machine was: epoch times are only comparable at like loads
+            line["machine_load_5min"] = os.getloadavg()[1]
         if self.processes.is_main:
             self.record.append_metrics(line)
             if self.runtime.progress:

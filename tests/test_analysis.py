@@ -118,6 +118,9 @@ def test_table2_ratios_and_extrapolated_epoch_time():
     mixed = analysis.table2(timing, small).set_index("method_label")
     assert mixed.loc["adn", "measured_arch"] == "resnet_mini" and mixed.loc["adn", "arch"] == "resnet50"
     assert mixed.loc["adn", "measured_ratio_to_individual"] == pytest.approx(1.6)
+    assert np.isnan(mixed.loc["adn", "measured_load_5min"])  # older records: no load recorded
+    loaded = analysis.table2(timing, small.assign(machine_load_5min=[1.0, 3.0])).set_index("method_label")
+    assert loaded["measured_load_5min"].tolist()[:2] == [1.0, 3.0]
 
 
 def test_table3_orders_variants_and_reads_flags_from_names(evals):

@@ -43,6 +43,7 @@ def test_smoke_adn_run_learns_and_leaves_a_record(tmp_path):
     assert "commit" in env["git"] and env["hardware"]["cpu_count"] >= 1
     (line,) = record.metrics()
     assert {"train_loss_ce", "train_loss_kd", "images_per_s", "epoch_s", "data_share_pct"} <= set(line)
+    assert line["machine_load_5min"] >= 0
     assert line["val_acc1_pct_FFFF"] > 30 and line["val_acc1_pct_TTTT"] > 30  # chance: 10%
     table = record.evaluation()
     assert len(table) == 2 * 16 and set(table["split"]) == {"val", "test"}
