@@ -195,6 +195,15 @@ def test_kd_individual_accepts_a_matching_teacher_and_needs_one(tmp_path):
         prepare(no_teacher, INFO, str(tmp_path), "cpu")
 
 
+def test_kd_individual_default_teacher_is_the_full_depth_of_its_architecture():
+    from repro.methods.kd import default_teacher_spec
+
+    for arch, full in (("resnet_mini", "FFFF"), ("mobilenet_v2_mini", "FFFFF")):
+        student = make_spec(arch, "kd_individual", "fashion_mnist", "mini", seed=1, options={"depth": "T" * len(full)})
+        individual = make_spec(arch, "individual", "fashion_mnist", "mini", seed=1, options={"depth": full})
+        assert default_teacher_spec(student).run_id == individual.run_id
+
+
 # ----------------------------------------------------------------------------- 4. AlphaNet sampling
 class Recorder(nn.Module):
     """A stand-in network that records which sub-network each forward pass runs."""

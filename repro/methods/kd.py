@@ -1,9 +1,10 @@
 """``kd_individual``: a plain network of one depth trained with knowledge distillation.
 
 loss = alpha * CE(labels) + (1 - alpha) * T^2 * KL(teacher || student), with the same alpha
-and T as ADN. The teacher is, by default, the finished ``individual --depth FFFF`` run of
-the same preset, seed and recipe; ``--teacher PATH`` takes any checkpoint instead. A teacher
-trained on another data set, or with another number of classes, is refused.
+and T as ADN. The teacher is, by default, the finished full-depth individual run (``individual
+--depth FFFF`` for four stages) of the same preset, seed and recipe; ``--teacher PATH`` takes
+any checkpoint instead. A teacher trained on another data set, or with another number of
+classes, is refused.
 """
 from __future__ import annotations
 
@@ -17,23 +18,26 @@ from repro.evaluate import check_model_fits_data
 from repro.methods.base import METHODS, Method, StepContext, StepResult
 from repro.methods.individual import build_fixed, check_depth
 from repro.methods.losses import distillation_kl
+from repro.models import num_stages
 from repro.runs import RunRecord, run_directory
 from repro.specs import MethodOptions
 
 
 def default_teacher_spec(spec):
     """The full-depth individual network of the same preset, seed and recipe."""
-    options = MethodOptions(depth="FFFF", split=spec.options.split)
+    options = MethodOptions(depth="F" * num_stages(spec.arch), split=spec.options.split)
     return dataclasses.replace(spec, method="individual", options=options)
 
 
 def teacher_path(spec, results_dir) -> str:
     if spec.options.teacher:
         return spec.options.teacher
-    record = RunRecord(run_directory(results_dir, default_teacher_spec(spec)))
+    teacher = default_teacher_spec(spec)
+    record = RunRecord(run_directory(results_dir, teacher))
     if not record.is_finished() or not record.model_file.is_file():
-        raise ReproError(f"kd_individual needs its teacher, the finished individual FFFF run {record.path}; "
-                         f"train it first (python cli.py train --arch {spec.arch} --method individual --depth FFFF "
+        depth = teacher.options.depth
+        raise ReproError(f"kd_individual needs its teacher, the finished individual {depth} run {record.path}; "
+                         f"train it first (python cli.py train --arch {spec.arch} --method individual --depth {depth} "
                          f"--dataset {spec.dataset} --preset {spec.preset} --seed {spec.seed}) or pass --teacher")
     return str(record.model_file)
 
