@@ -4,6 +4,7 @@ long the rest and the missing measurements should take (``--dry-run`` prints it)
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import defaultdict
@@ -156,6 +157,7 @@ WORK_SETTINGS = ("batch", "batch_size", "steps", "repeats", "images")
 SCALE_SETTINGS = (*WORK_SETTINGS, "resolution", "arch", "epoch_images")
 
 
+@functools.cache  # read from arch_summary's file cache once per dry run, not per comparison
 def _arch_work(arch: str, resolution) -> float:
     """The super-net's GFLOPs per image at ``resolution`` (the architecture's own when None);
     1 for a name that is not a registered architecture."""

@@ -43,8 +43,8 @@ def teacher_path(spec, results_dir) -> str:
 
 
 def teacher_finished(spec, results_dir) -> bool:
-    """Whether the teacher ``spec`` would load is there: a ``--teacher`` path, or its
-    finished default run."""
+    """Whether ``spec`` may start as far as its teacher goes: it names a ``--teacher`` path
+    (checked when it loads), or its default teacher run has finished with its model."""
     try:
         teacher_path(spec, results_dir)
     except ReproError:
