@@ -4,6 +4,9 @@ latency of sub-networks and of width variants (Figures 5, 6), residual norm rati
 
 Each is computed once per preset and cached under ``results/<preset>/measurements/``
 with its settings, the runs it read and its provenance; it is reused while both match.
+Timings (training steps, latencies) depend on the device: one taken off the CPU is cached
+beside the CPU's under the device kind's name (``timing-cuda.csv``), so neither replaces
+the other.
 """
 from __future__ import annotations
 
@@ -60,6 +63,7 @@ class Measurement:
     settings: Callable[[Study], dict]
     uses: Callable[[MeasureContext], list[FinishedRun]]
     compute: Callable[[MeasureContext], object]  # DataFrame, or a dict of tensors (saved with torch)
+    per_device: bool = False  # a timing: taken and cached per device kind
 
     @property
     def reads_runs(self) -> bool:
@@ -70,22 +74,35 @@ class Measurement:
 MEASUREMENTS: Registry[Measurement] = Registry("measurement")
 
 
-def measurement(name: str, settings: Callable[[Study], dict], uses=no_runs):
+def measurement(name: str, settings: Callable[[Study], dict], uses=no_runs, per_device: bool = False):
     def register(compute):
-        MEASUREMENTS.add(name, Measurement(name, settings, uses, compute))
+        MEASUREMENTS.add(name, Measurement(name, settings, uses, compute, per_device))
         return compute
     return register
 
 
-def cache_files(name: str, folder: Path) -> tuple[Path, Path]:
+def device_kind(device: str) -> str:
+    """'cpu', 'cuda', ... of a device string such as 'cuda:1'."""
+    return torch.device(device).type
+
+
+def cached_name(name: str, device: str = "cpu") -> str:
+    """File stem of a cached measurement: a timing taken off the CPU carries its device
+    kind (``timing-cuda``); the CPU's and every measurement that is no timing do not."""
+    kind = device_kind(device)
+    return f"{name}-{kind}" if MEASUREMENTS.get(name).per_device and kind != "cpu" else name
+
+
+def cache_files(name: str, folder: Path, device: str = "cpu") -> tuple[Path, Path]:
     """(settings and provenance, data) of a cached measurement."""
-    return folder / f"{name}.json", folder / (f"{name}.pt" if name == "cams" else f"{name}.csv")
+    stem = cached_name(name, device)
+    return folder / f"{stem}.json", folder / (f"{stem}.pt" if name == "cams" else f"{stem}.csv")
 
 
 def is_cached(name: str, ctx: MeasureContext, folder: Path) -> bool:
     """Whether ``measure`` would reuse the cache: same settings, same input runs."""
     m = MEASUREMENTS.get(name)
-    info_file, data_file = cache_files(name, folder)
+    info_file, data_file = cache_files(name, folder, ctx.device)
     if not (info_file.is_file() and data_file.is_file()):
         return False
     key = {"settings": m.settings(ctx.study), "runs": [r.record.path.name for r in m.uses(ctx)]}
@@ -98,10 +115,10 @@ def measure(name: str, ctx: MeasureContext, folder: Path, echo=print):
     m = MEASUREMENTS.get(name)
     used = m.uses(ctx)
     key = {"settings": m.settings(ctx.study), "runs": [r.record.path.name for r in used]}
-    info_file, data_file = cache_files(name, folder)
+    info_file, data_file = cache_files(name, folder, ctx.device)
     if is_cached(name, ctx, folder):
         return _read(data_file)
-    echo(f"measuring {name} ...")
+    echo(f"measuring {cached_name(name, ctx.device)} ...")
     started = time.perf_counter()
     result = m.compute(ctx)
     _write(data_file, result)
@@ -144,7 +161,7 @@ def _epoch_images(study: Study) -> int:
 
 
 @measurement("timing", lambda s: {"arch": s.timing_arch, "batch": s.timing_batch, "steps": s.timing_steps,
-                                  "epoch_images": _epoch_images(s)})
+                                  "epoch_images": _epoch_images(s)}, per_device=True)
 def timing(ctx: MeasureContext):
     s = ctx.study
     return time_training_steps(s.timing_arch, input_shape=_arch_shape(s.timing_arch),
@@ -153,7 +170,8 @@ def timing(ctx: MeasureContext):
 
 
 # --------------------------------------------------------------------------- Figures 5 and 6
-@measurement("latency", lambda s: {"arch": s.convnet, "repeats": s.latency_repeats, "batch_size": 1})
+@measurement("latency", lambda s: {"arch": s.convnet, "repeats": s.latency_repeats, "batch_size": 1},
+             per_device=True)
 def latency(ctx: MeasureContext):
     s = ctx.study
     return measure_latency(build_model(s.convnet), _arch_shape(s.convnet), device=ctx.device,
@@ -161,7 +179,8 @@ def latency(ctx: MeasureContext):
 
 
 @measurement("depth_width_latency", lambda s: {"arch": "resnet50", "resolution": s.width_resolution,
-                                               "repeats": s.latency_repeats, "batch_size": 1})
+                                               "repeats": s.latency_repeats, "batch_size": 1},
+             per_device=True)
 def depth_width_latency(ctx: MeasureContext):
     """ResNet50's sub-networks and width variants in one interleaved comparison (Figure 6a)."""
     r = ctx.study.width_resolution

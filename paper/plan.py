@@ -215,9 +215,9 @@ def expected_measure_seconds(name: str, study: Study, results_dir) -> float | No
 
 
 def describe_measurements(artifacts: list[Artifact], study: Study, plan: dict[str, PlannedRun], seeds: int,
-                          results_dir) -> tuple[list[str], int, float | None]:
-    """One line per measurement: cached (and where) or to measure (and how long);
-    the number to measure and their expected seconds (None when unknown)."""
+                          results_dir, device: str = "cpu") -> tuple[list[str], int, float | None]:
+    """One line per measurement: cached (and where) or to measure (and how long) on
+    ``device``; the number to measure and their expected seconds (None when unknown)."""
     folder = Path(results_dir) / study.preset / "measurements"
     users: dict[str, list[Artifact]] = {}
     for art in artifacts:
@@ -225,11 +225,11 @@ def describe_measurements(artifacts: list[Artifact], study: Study, plan: dict[st
             users.setdefault(name, []).append(art)
     lines, todo, total = [], 0, 0.0
     for name, arts in sorted(users.items()):
-        ctx = MeasureContext(study, finished_runs(arts[0], study, plan, seeds, planned=True))
+        ctx = MeasureContext(study, finished_runs(arts[0], study, plan, seeds, planned=True), device=device)
         used_by = ", ".join(a.name for a in arts)
         if is_cached(name, ctx, folder):
             lines.append(f"  {'cached':10s} {'measurement ' + name:48s} {'':>10s}  [{used_by}; "
-                         f"{cache_files(name, folder)[1]}]")
+                         f"{cache_files(name, folder, device)[1]}]")
             continue
         todo += 1
         seconds = expected_measure_seconds(name, study, results_dir)

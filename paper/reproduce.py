@@ -22,7 +22,7 @@ from analysis.aggregate import to_markdown
 from analysis.reference import load_reference
 from analysis.verdicts import TIMED, rule_for, verdicts
 from paper.artifacts import Artifact, ArtifactInputs
-from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, measure
+from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, device_kind, measure
 from paper.plan import (PlannedRun, can_start, describe_measurements, describe_plan, expected_time,
                         finished_runs, plan_runs, select_artifacts, training_order, unfinished_runs)
 from paper.study import Study, study_for
@@ -45,7 +45,8 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
     check_writable(Path(runtime.results_dir) / preset / "tables" / "table.csv")
     plan = plan_runs(artifacts, study, seeds, runtime.results_dir)
     lines, total = describe_plan(plan, runtime.results_dir, training=not no_train)
-    measure_lines, to_measure, measure_s = describe_measurements(artifacts, study, plan, seeds, runtime.results_dir)
+    measure_lines, to_measure, measure_s = describe_measurements(artifacts, study, plan, seeds, runtime.results_dir,
+                                                                measurement_device(runtime))
     todo = [p for p in plan.values() if p.status != "finished"]
     runs = f"{len(todo)} unfinished left out (--no-train)" if no_train else f"{len(todo)} to train"
     echo(f"{', '.join(a.name for a in artifacts)} (preset {preset}, {seeds} seed{'s' * (seeds > 1)}): "
@@ -154,6 +155,14 @@ def measurement_device(runtime: Runtime) -> str:
     return runtime.device
 
 
+def artifact_stem(art: Artifact, device: str) -> str:
+    """File stem of an artifact: one drawn from timings taken off the CPU carries the device
+    kind (``table2-cuda``), so the CPU's and the GPU's versions sit side by side."""
+    kind = device_kind(device)
+    timed = any(MEASUREMENTS.get(name).per_device for name in art.measurements)
+    return f"{art.name}-{kind}" if timed and kind != "cpu" else art.name
+
+
 def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int, runtime: Runtime,
                    echo, reproduce_started: float, partial: bool = False) -> list[Path]:
     """Builds and writes one artifact with its provenance; ``partial``: from its finished runs
@@ -166,23 +175,25 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
     if missing:
         echo(f"{art.name}: from {len(runs)} finished runs; {len(missing)} not finished: {', '.join(missing)}")
     root = Path(runtime.results_dir) / study.preset
-    ctx = MeasureContext(study, runs, runtime.data_path, measurement_device(runtime))
+    device = measurement_device(runtime)
+    ctx = MeasureContext(study, runs, runtime.data_path, device)
     measured = {name: measure(name, ctx, root / "measurements", echo) for name in art.measurements}
     inputs = ArtifactInputs(study, evals_frame(runs), runs_frame(runs), measured, load_reference())
     output = art.build(inputs)
+    stem = artifact_stem(art, device)
     if art.kind == "table":
         folder = root / "tables"
-        markdown = table_markdown(art, study, output, runs, missing)
-        paths = [write_text(folder / f"{art.name}.csv", output.to_csv(index=False)),
-                 write_text(folder / f"{art.name}.md", markdown)]
+        markdown = table_markdown(art, study, output, runs, missing, stem)
+        paths = [write_text(folder / f"{stem}.csv", output.to_csv(index=False)),
+                 write_text(folder / f"{stem}.md", markdown)]
         echo(markdown)
     else:
         folder = root / "figures"
         if missing:
             # below the figure's edge (the tight bounding box takes it in), clear of the axis labels
             output.text(0.005, -0.01, f"Incomplete: drawn from {len(runs)} finished runs, {len(missing)} not finished "
-                        f"(listed in {art.name}.provenance.json)", fontsize=7, color="0.35", ha="left", va="top")
-        paths = [save_figure(output, folder / f"{art.name}.png"), save_figure(output, folder / f"{art.name}.pdf")]
+                        f"(listed in {stem}.provenance.json)", fontsize=7, color="0.35", ha="left", va="top")
+        paths = [save_figure(output, folder / f"{stem}.png"), save_figure(output, folder / f"{stem}.pdf")]
         plt.close(output)
     envs = [r.record.env() for r in runs]
     provenance = {
@@ -194,7 +205,7 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
         "runs": [{"role": r.role, "run_id": r.record.path.name, "seed": r.seed, "wall_s": env.get("wall_s"),
                   "git": env.get("git"), "hardware": env.get("hardware", {}).get("cpu")} for r, env in zip(runs, envs)],
         "measurements": list(art.measurements), "unfinished_runs": missing, **collect_environment()}
-    paths.append(write_json(folder / f"{art.name}.provenance.json", provenance))
+    paths.append(write_json(folder / f"{stem}.provenance.json", provenance))
     echo(f"wrote {', '.join(str(p) for p in paths[:-1])}")
     return paths
 
@@ -221,25 +232,30 @@ def code_identity_line(runs: list[FinishedRun]) -> str:
         " (a run resumed on another commit counts under each)."
 
 
-def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun], missing: list[str] = ()) -> str:
+def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun], missing: list[str] = (),
+                   stem: str | None = None) -> str:
 
+    stem = stem or art.name
+    kind = stem[len(art.name) + 1:]  # the device kind of an artifact drawn from its timings ('' on the CPU)
     seeds = sorted({r.seed for r in runs})
     command = (f"python cli.py reproduce {art.name} --preset {study.preset}"
                f"{f' --seeds {len(seeds)}' if len(seeds) > 1 else ''}"
-               f"{''.join(f' --arch {a}' for a in study.only_archs)}")
+               f"{''.join(f' --arch {a}' for a in study.only_archs)}{f' --device {kind}' if kind else ''}")
     if runs:
-        lines = [f"# {art.name}: {art.title}", "",
+        lines = [f"# {stem}: {art.title}", "",
                  f"Preset `{study.preset}`, data set `{study.dataset}`, seeds {', '.join(map(str, seeds))}; "
-                 f"written by `{command}` from the run records listed in `{art.name}.provenance.json`.", "",
+                 f"written by `{command}` from the run records listed in `{stem}.provenance.json`.", "",
                  code_identity_line(runs), ""]
         if missing:
             lines += [f"**Incomplete**: written with `--no-train` while {len(missing)} of its runs had not finished "
                       f"({', '.join(f'`{m}`' for m in missing)}); rows that need them are missing or have fewer "
                       f"seeds.", ""]
     else:
-        lines = [f"# {art.name}: {art.title}", "",
+        lines = [f"# {stem}: {art.title}", "",
                  f"Preset `{study.preset}`; written by `{command}` from measurements alone, no training runs "
-                 f"(commit, settings and hardware in `{art.name}.provenance.json`).", ""]
+                 f"(commit, settings and hardware in `{stem}.provenance.json`).", ""]
+    if kind:
+        lines += [f"Timings taken on `{kind}` (the `device` column names it); `{art.name}.md` holds the CPU's.", ""]
     if study.dataset != "imagenet":
         lines += ["Our networks are the CPU-sized analogues on a small data set; the paper's columns are its "
                   "ImageNet numbers (see analysis/reference/paper.csv). Compare directions and gaps, not values.", ""]

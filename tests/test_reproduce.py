@@ -232,3 +232,31 @@ def test_table2_says_its_measured_epochs_are_not_judged():
     markdown = table_markdown(ARTIFACTS.get("table2"), STUDIES["mini"], table, [])
     assert "indicative only and not judged" in markdown.split("| individual FFFF")[1]
     assert "indicative only" not in table_markdown(ARTIFACTS.get("table5"), STUDIES["mini"], table, [])
+
+
+def test_timings_off_the_cpu_are_cached_and_drawn_beside_the_cpus(tmp_path):
+    from paper.measurements import MEASUREMENTS, MeasureContext, cache_files, is_cached
+    from paper.reproduce import artifact_stem, table_markdown
+    from paper.study import STUDIES
+
+    mini = STUDIES["mini"]
+    folder = tmp_path / "measurements"
+    folder.mkdir()
+    cpu_info, cpu_data = cache_files("timing", folder)
+    assert (cpu_info.name, cpu_data.name) == ("timing.json", "timing.csv")
+    assert cache_files("timing", folder, "cuda:0")[1].name == "timing-cuda.csv"
+    assert cache_files("norms", folder, "cuda")[1].name == "norms.csv"  # no timing: one file for every device
+    settings = MEASUREMENTS.get("timing").settings(mini)
+    cpu_info.write_text(json.dumps({"settings": settings, "runs": []}))
+    cpu_data.write_text("step_ms\n1.0\n")
+    assert is_cached("timing", MeasureContext(mini, [], device="cpu"), folder)
+    assert not is_cached("timing", MeasureContext(mini, [], device="cuda"), folder)  # the CPU's is no GPU timing
+
+    assert artifact_stem(ARTIFACTS.get("table2"), "cuda") == "table2-cuda"
+    assert artifact_stem(ARTIFACTS.get("fig6"), "cuda:1") == "fig6-cuda"
+    assert artifact_stem(ARTIFACTS.get("table2"), "cpu") == "table2"
+    assert artifact_stem(ARTIFACTS.get("table1"), "cuda") == "table1"  # accuracy does not depend on the device
+    table = pd.DataFrame({"method_label": ["individual FFFF"], "step_ms": [10.0]})
+    markdown = table_markdown(ARTIFACTS.get("table2"), mini, table, [], stem="table2-cuda")
+    assert markdown.startswith("# table2-cuda:") and "--device cuda`" in markdown
+    assert "`table2.md` holds the CPU's" in markdown

@@ -1,30 +1,91 @@
 #!/usr/bin/env bash
-# There: one prepared pass over everything that needs a GPU, sized for one call of about
-# 9 minutes (STUDY_S sets the training share). Run as the command of one `run` call:
+# There: one prepared pass over everything that needs a GPU, sized for one `run` call with
+# timeout_s 560 (the device time of a session is 15 minutes, start-up included):
 #   bash scripts/device/session.sh        carry: [".whl", ".data"]
-# Leaves $OUT/session.log and $OUT/results.tgz (the run records, tables and benchmark
-# output it wrote; no checkpoints but the seed-0 models the notebooks read).
+# 1. a smoke run of each study architecture on the GPU (if one fails, nothing else trains
+#    and the call ends early, leaving device time to try again);
+# 2. timings on the quiet GPU: `latency --width` (width x1.00 against FFFF) and table 2,
+#    figures 5 and 6 (their timings cached as results/<preset>/measurements/*-cuda.*);
+# 3. the study's runs (TRAIN_ARGS: pools one after another) with --jobs JOBS, the GPU tests
+#    beside them, until BUDGET_S seconds after the start; then Ctrl-C: every running run
+#    saves its checkpoint;
+# 4. $OUT/records.tgz (what was written under results/, no checkpoints), $OUT/checkpoints-N.tgz
+#    (unfinished runs, furthest first, as many as the tool brings back) and $OUT/session.log.
+# Locally, to test it: OUT=/tmp/out DEVICE=cpu JOBS=2 BUDGET_S=200 bash scripts/device/session.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 : "${OUT:?run this through the device tool, which sets OUT}"
-STUDY_S=${STUDY_S:-330}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || exit 1
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+DEVICE=${DEVICE:-cuda}
+JOBS=${JOBS:-12}
+BUDGET_S=${BUDGET_S:-500}
+# pools in order, separated by ';': the next starts when one ends (all its runs finished)
+# with time to spare
+TRAIN_ARGS=${TRAIN_ARGS:-table1 fig7 --preset mini --seeds 3 --arch mobilenet_v2_mini --arch vit_mini;table3 table4 fig6 --preset mini --seeds 2 --arch resnet_mini}
+START=$(date +%s)
+if [ -d .whl ] && ls .whl/*.whl > /dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONUNBUFFERED=1
+# the records name the commit they were trained on: without git here, the caller names it
+# (COMMIT=<sha> bash scripts/device/session.sh, sent from a clean checkout of that commit)
+if ! git rev-parse HEAD > /dev/null 2>&1 && [ -n "${COMMIT:-}" ]; then
+    export ADN_REPRO_GIT="{\"commit\": \"$COMMIT\", \"dirty\": false}"
+fi
 touch .session-start
-step() { echo "== $(date -u +%T) $*"; }
+rm -f /tmp/train.log /tmp/gpu-tests.log
+step() { echo "== $(date -u +%T) (+$(( $(date +%s) - START )) s) $*"; }
+data=(--data-path .data/fashion-mnist)
 {
-    step "device"; nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-    step "GPU tests"; timeout 150 python3 -m pytest -q -m gpu tests/test_gpu.py -x -p no:cacheprovider
-    step "latency --width (fair comparison: width x1.00 against FFFF)"
-    timeout 100 python3 cli.py latency --arch resnet50 --device cuda --width --output "$OUT/latency-width-cuda.csv"
-    step "engine throughput"; timeout 100 python3 benchmarks/engine_throughput.py --device cuda
-    step "study for ${STUDY_S} s, then Ctrl-C (every running run saves its checkpoint)"
-    timeout -s INT "$STUDY_S" python3 cli.py reproduce table1 fig4 --preset mini --seeds 3 --arch resnet_mini \
-        --device cuda --jobs 12 --data-path .data/fashion-mnist --no-progress
+    step "device"; nvidia-smi -L 2>/dev/null
+    python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
+    step "smoke: one tiny ADN run per study architecture on $DEVICE"
+    smoke_ok=1
+    for arch in mobilenet_v2_mini vit_mini resnet_mini; do
+        timeout 60 python3 cli.py train --arch "$arch" --method adn --dataset fake --preset quick --train-subset 256 \
+            --batch-size 32 --device "$DEVICE" --results-dir /tmp/smoke --no-progress > "/tmp/smoke-$arch.log" 2>&1 &
+    done
+    for job in $(jobs -p); do wait "$job" || smoke_ok=0; done
+    for arch in mobilenet_v2_mini vit_mini resnet_mini; do echo "-- $arch"; tail -n 3 "/tmp/smoke-$arch.log"; done
+    if [ "$smoke_ok" = 1 ]; then
+        step "latency --width (a fair comparison: width x1.00 against FFFF)"
+        timeout 80 python3 cli.py latency --arch resnet50 --device "$DEVICE" --width --output "$OUT/latency-width-$DEVICE.csv"
+        step "timings of table 2, figures 5 and 6 on $DEVICE"
+        timeout 150 python3 cli.py reproduce table2 fig5 fig6 --preset mini --seeds 3 --arch resnet_mini --no-train \
+            --device "$DEVICE" "${data[@]}" --no-progress
+        if [ "$DEVICE" = cuda ]; then
+            step "GPU tests, beside the training (in the background)"
+            (timeout 200 python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > /tmp/gpu-tests.log 2>&1) &
+        fi
+        IFS=';' read -ra pools <<< "$TRAIN_ARGS"
+        for args in "${pools[@]}"; do
+            [ $(( $(date +%s) - START + 60 )) -lt "$BUDGET_S" ] || break
+            step "training until +${BUDGET_S} s: reproduce $args --jobs $JOBS"
+            # its own process group, so that Ctrl-C reaches the pool and every worker
+            # shellcheck disable=SC2086
+            setsid python3 cli.py reproduce $args --device "$DEVICE" --jobs "$JOBS" "${data[@]}" --no-progress \
+                >> /tmp/train.log 2>&1 &
+            pool=$!
+            while kill -0 "$pool" 2>/dev/null && [ $(( $(date +%s) - START )) -lt "$BUDGET_S" ]; do sleep 2; done
+            if kill -0 "$pool" 2>/dev/null; then
+                step "Ctrl-C to the training pool"
+                kill -INT -- "-$pool" 2>/dev/null
+                for _ in $(seq 60); do kill -0 "$pool" 2>/dev/null || break; sleep 1; done
+                kill -0 "$pool" 2>/dev/null && { echo "pool still running after 60 s: killed"; kill -KILL -- "-$pool"; }
+            fi
+            wait "$pool"; status=$?
+            step "pool exit status $status"
+            [ "$status" = 0 ] || break
+        done
+        grep -v "^  \(finished\|to train\|left out\|cached\)" /tmp/train.log | tail -n 60
+        wait
+        [ -f /tmp/gpu-tests.log ] && { step "GPU tests"; tail -n 25 /tmp/gpu-tests.log; }
+    else
+        step "smoke failed: nothing else runs"; cat /tmp/smoke-*.log | tail -n 60
+    fi
+    step "packing"
+    python3 scripts/device/pack.py .session-start "$OUT" --checkpoint-files 4
+    ls -la "$OUT"
     step "done"
 } 2>&1 | tee "$OUT/session.log"
-# what this call wrote, without checkpoints (the seed-0 models excepted, as in .gitignore)
-find results -newer .session-start -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.csv' -o -name '*.md' \
-    -o -name '*.png' -o -name '*.pdf' -o -path '*-s0-*/model.pt' \) -print0 | tar czf "$OUT/results.tgz" --null -T -
-tar tzf "$OUT/results.tgz" | wc -l
