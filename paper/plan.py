@@ -94,8 +94,9 @@ def can_start(spec: RunSpec, results_dir) -> bool:
 
 def training_order(runs) -> list[PlannedRun]:
     """Teachers first (kd_individual runs read the finished individual networks), then seed
-    by seed, so that an interrupted study has whole seeds rather than one seed of everything."""
-    return sorted(runs, key=lambda p: (p.spec.method in TEACHER_READERS, p.spec.seed))
+    by seed, so that an interrupted study has whole seeds rather than one seed of everything;
+    within a seed, the runs nearest their end first (a resumed run finishes soonest)."""
+    return sorted(runs, key=lambda p: (p.spec.method in TEACHER_READERS, p.spec.seed, p.fraction_left))
 
 
 def measured_rates(results_dir) -> dict[tuple, list[float]]:

@@ -130,6 +130,27 @@ def test_a_run_to_resume_is_estimated_by_the_epochs_it_has_left(tmp_path):
     assert total == pytest.approx(expected_seconds(spec, {}) / 3)
 
 
+def test_within_a_seed_the_run_nearest_its_end_trains_first_and_students_last(tmp_path):
+    from paper.plan import PlannedRun, training_order
+    from repro.presets import make_spec
+    from repro.runs import RunRecord, run_directory
+
+    def planned(method, depth, seed, epochs_done):
+        options = {"depth": depth} if depth else None
+        spec = make_spec("resnet_mini", method, "fashion_mnist", "mini", seed=seed, options=options)
+        record = RunRecord(run_directory(tmp_path, spec))
+        record.create(spec)
+        for epoch in range(1, epochs_done + 1):
+            record.append_metrics({"epoch": epoch})
+        return PlannedRun(spec, record)
+
+    new_adn, half_done, nearly_done = planned("adn", None, 0, 0), planned("individual", "FFFF", 0, 7), \
+        planned("individual", "TTTT", 0, 14)
+    next_seed, student = planned("individual", "FFFF", 1, 12), planned("kd_individual", "TTTT", 0, 10)
+    order = training_order([student, next_seed, new_adn, half_done, nearly_done])
+    assert order == [nearly_done, half_done, new_adn, next_seed, student]
+
+
 def test_a_no_train_dry_run_counts_no_training_time(tmp_path):
     result = CliRunner().invoke(cli, ["reproduce", "table1", "--no-train", "--dry-run", "--results-dir",
                                       str(tmp_path)])
