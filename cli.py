@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import click
 
-from repro.cli_types import (CHECKPOINT, DEVICE, DEVICE_OR_AUTO, EXISTING_FOLDER, HALF_OPEN_UNIT,
+from repro.cli_types import (ANY_DEVICE_OR_AUTO, CHECKPOINT, DEVICE, DEVICE_OR_AUTO, EXISTING_FOLDER, HALF_OPEN_UNIT,
                              NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, OPEN_UNIT, OUTPUT_FILE, OUTPUT_FOLDER,
                              POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL)
 from repro.data import DATASETS
@@ -133,11 +133,13 @@ def method_options(fn):
     return fn
 
 
-def runtime_options(fn):
+def runtime_options(fn=None, *, device_type=DEVICE_OR_AUTO, device_help="cpu, cuda, cuda:1, auto."):
     """Run-time choices: they never change what is learned."""
+    if fn is None:
+        return lambda fn: runtime_options(fn, device_type=device_type, device_help=device_help)
     for option in reversed([
         click.option("--data-path", type=EXISTING_FOLDER, help="Data set folder (default: the standard place)."),
-        click.option("--device", type=DEVICE_OR_AUTO, default="auto", show_default=True, help="cpu, cuda, cuda:1, auto."),
+        click.option("--device", type=device_type, default="auto", show_default=True, help=device_help),
         click.option("--workers", type=NON_NEGATIVE_INT, default=4, show_default=True, help="Data loader workers (ImageNet)."),
         click.option("--results-dir", type=OUTPUT_FOLDER, default="results", show_default=True),
         click.option("--progress/--no-progress", default=True, show_default=True),
@@ -331,7 +333,9 @@ def artifact_names():
               help="Only the runs of this architecture (repeatable); tables show only its rows.")
 @click.option("--jobs", type=POSITIVE_INT, help="Runs trained at once, as worker processes "
               "(default: one per CPU core, four on a GPU).")
-@runtime_options
+@runtime_options(device_type=ANY_DEVICE_OR_AUTO,
+                 device_help="cpu, cuda, cuda:1, auto. With --no-train, cuda also works without a GPU: the "
+                 "timing artifacts are drawn from the GPU timings cached under results/ (table2-cuda.md).")
 def reproduce(artifacts, preset, seeds, dry_run, no_train, archs, jobs, data_path, device, workers, results_dir,
               progress, checkpoint_minutes):
     """Regenerate paper artifacts (table1..table7, fig3..fig8, or all): train the missing

@@ -178,16 +178,23 @@ def depth_matched_gaps(evals: pd.DataFrame | None) -> dict[tuple[str, str], list
     return diffs
 
 
+TIMED_ELSEWHERE = ("cuda",)  # device kinds whose timings are cached beside the CPU's (timing-cuda.csv)
+
+
 def claim_lines(claim: Claim, tables: Mapping[str, pd.DataFrame], evals: pd.DataFrame | None,
                 converged: bool) -> list[str]:
     """Our verdict lines for one claim; empty when its artifact (or the measurement it reads)
     has not been written."""
     if claim.artifact == "fig4":
         return depth_matched_verdicts(evals, converged) if evals is not None and len(evals) else []
-    table = tables.get(claim.source or claim.artifact)
-    if table is None:
-        return []
-    return [line for line in verdicts(claim.artifact, table, converged) if claim.keep(line)]
+    name = claim.source or claim.artifact
+    lines = []
+    for variant in (name, *(f"{name}-{kind}" for kind in TIMED_ELSEWHERE)):  # a timing taken on a GPU too
+        if tables.get(variant) is None:
+            continue
+        found = [line for line in verdicts(claim.artifact, tables[variant], converged) if claim.keep(line)]
+        lines += found if variant == name else [f"On the GPU (`{variant}`): {line}" for line in found]
+    return lines
 
 
 def claims_markdown(tables: Mapping[str, pd.DataFrame], evals: pd.DataFrame | None, preset: str,

@@ -46,8 +46,7 @@ def run_summary(runs_folder: Path) -> list[str]:
             unfinished += 1
             continue
         env = record.env()
-        hardware = env.get("hardware", {})
-        device = ", ".join(hardware.get("cuda_devices") or []) or hardware.get("cpu") or "cpu"
+        device = record.device_names()
         wall = f"{env['wall_s'] / 3600:.2f} h" if env.get("wall_s") else "?"
         lines.append(f"| `{record.path.name}` | {device} | {commits_text(record.code_identities())} | {wall} |")
     header = ["| finished run | device | commits (+: uncommitted changes) | wall time |", "|---|---|---|---|"]

@@ -118,6 +118,9 @@ def measure(name: str, ctx: MeasureContext, folder: Path, echo=print):
     info_file, data_file = cache_files(name, folder, ctx.device)
     if is_cached(name, ctx, folder):
         return _read(data_file)
+    if device_kind(ctx.device) == "cuda" and not torch.cuda.is_available():
+        raise ReproError(f"{data_file} is missing or was measured with other settings, and this machine has no "
+                         f"CUDA device to measure it on")
     echo(f"measuring {cached_name(name, ctx.device)} ...")
     started = time.perf_counter()
     result = m.compute(ctx)

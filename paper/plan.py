@@ -100,8 +100,8 @@ def training_order(runs) -> list[PlannedRun]:
 
 
 def measured_rates(results_dir) -> dict[tuple, list[float]]:
-    """Training images/s of every finished run under ``results_dir``, by (arch, method,
-    batch size)."""
+    """Training images/s of every finished run under ``results_dir`` that trained on the CPU
+    alone, by (arch, method, batch size)."""
     rates = defaultdict(list)
     for spec_file in Path(results_dir).glob("*/runs/*/spec.json"):
         record = RunRecord(spec_file.parent)
@@ -109,7 +109,7 @@ def measured_rates(results_dir) -> dict[tuple, list[float]]:
             spec = record.spec()
         except ReproError:
             continue
-        if record.is_finished():
+        if record.is_finished() and all(d["kind"] == "cpu" for d in record.segment_devices()):
             rates[spec.arch, spec.method, spec.recipe.batch_size] += [
                 m["images_per_s"] for m in record.metrics() if m.get("images_per_s")]
     return rates

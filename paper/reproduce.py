@@ -42,6 +42,7 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
     (naming the others), skipping an artifact none of whose runs has."""
     study = dataclasses.replace(study_for(preset), only_archs=tuple(archs))
     artifacts = select_artifacts(names)
+    check_device(runtime.device, no_train or dry_run)
     check_writable(Path(runtime.results_dir) / preset / "tables" / "table.csv")
     plan = plan_runs(artifacts, study, seeds, runtime.results_dir)
     lines, total = describe_plan(plan, runtime.results_dir, training=not no_train)
@@ -131,14 +132,13 @@ def runs_frame(runs: list[FinishedRun]):
     for run in runs:
         metrics = run.record.metrics()
         env = run.record.env()
-        hw = env.get("hardware", {})
         rows.append({"role": run.role, "arch": run.arch, "method": run.method, "seed": run.seed,
                      "run_id": run.record.path.name,
                      "epoch_s": _mean([m.get("epoch_s") for m in metrics]),
                      "images_per_s": _mean([m.get("images_per_s") for m in metrics]),
                      "machine_load_5min": _mean([m.get("machine_load_5min") for m in metrics]),
                      "wall_s": env.get("wall_s"),
-                     "device": ", ".join(hw.get("cuda_devices") or []) or hw.get("cpu") or "cpu"})
+                     "device": run.record.device_names()})
     return pd.DataFrame(rows, columns=["role", "arch", "method", "seed", "run_id", "epoch_s", "images_per_s",
                                        "machine_load_5min", "wall_s", "device"])
 
@@ -149,6 +149,14 @@ def _mean(values):
 
 
 # --------------------------------------------------------------------------- writing
+def check_device(device: str, reads_only: bool) -> None:
+    """A device this machine lacks is accepted only to read what was measured on it."""
+    kind = "cpu" if device == "auto" else device_kind(device)
+    if not (kind == "cpu" or torch.cuda.is_available() or reads_only):
+        raise ReproError(f"--device {device}: no CUDA device is available on this machine (without one, "
+                         f"--no-train draws the artifacts from the timings cached for it)")
+
+
 def measurement_device(runtime: Runtime) -> str:
     if runtime.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -203,7 +211,7 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
         "reproduce_wall_s": round(time.perf_counter() - reproduce_started, 1),
         "training_wall_s": sum(env.get("wall_s") or 0 for env in envs),
         "runs": [{"role": r.role, "run_id": r.record.path.name, "seed": r.seed, "wall_s": env.get("wall_s"),
-                  "git": env.get("git"), "hardware": env.get("hardware", {}).get("cpu")} for r, env in zip(runs, envs)],
+                  "git": env.get("git"), "hardware": r.record.device_names()} for r, env in zip(runs, envs)],
         "measurements": list(art.measurements), "unfinished_runs": missing, **collect_environment()}
     paths.append(write_json(folder / f"{stem}.provenance.json", provenance))
     echo(f"wrote {', '.join(str(p) for p in paths[:-1])}")

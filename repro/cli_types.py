@@ -72,9 +72,10 @@ OUTPUT_FOLDER = Output(folder=True)
 DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::(\d+))?")
 
 
-def parse_device(text: str, allow_auto: bool = False) -> str:
+def parse_device(text: str, allow_auto: bool = False, allow_absent: bool = False) -> str:
     """``cpu``, ``cuda`` or ``cuda:N`` (and ``auto`` where allowed), refused unless that
-    device exists on this machine. Returns the string as given."""
+    device exists on this machine (``allow_absent``: a well-formed name is enough, for
+    reading what was measured on it elsewhere). Returns the string as given."""
     if text == "auto" and allow_auto:
         return text
     found = DEVICE_PATTERN.fullmatch(text)
@@ -82,7 +83,7 @@ def parse_device(text: str, allow_auto: bool = False) -> str:
         choices = "cpu, cuda, cuda:N" + (", auto" if allow_auto else "")
         raise ReproError(f"--device {text!r} is not a device name ({choices})")
     kind, index = found.group(1), found.group(2)
-    if kind == "cuda":
+    if kind == "cuda" and not allow_absent:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise ReproError(f"--device {text}: no CUDA device is available on this machine")
@@ -95,15 +96,16 @@ def parse_device(text: str, allow_auto: bool = False) -> str:
 class Device(click.ParamType):
     name = "device"
 
-    def __init__(self, allow_auto: bool = False):
-        self.allow_auto = allow_auto
+    def __init__(self, allow_auto: bool = False, allow_absent: bool = False):
+        self.allow_auto, self.allow_absent = allow_auto, allow_absent
 
     def convert(self, value, param, ctx):
         try:
-            return parse_device(str(value), self.allow_auto)
+            return parse_device(str(value), self.allow_auto, self.allow_absent)
         except ReproError as error:
             self.fail(str(error).removeprefix("--device "), param, ctx)
 
 
 DEVICE = Device()
 DEVICE_OR_AUTO = Device(allow_auto=True)
+ANY_DEVICE_OR_AUTO = Device(allow_auto=True, allow_absent=True)  # checked where it is used

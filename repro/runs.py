@@ -85,6 +85,30 @@ class RunRecord:
         unique = {(g.get("commit"), bool(g.get("dirty"))): g for g in identities if g}
         return list(unique.values())
 
+    def segment_devices(self) -> list[dict]:
+        """Where each training segment ran: ``{"kind": "cpu"|"cuda"|..., "name": the CPU's
+        model or the GPUs' names}``. A segment records its device and hardware since
+        2026-11-27; an older one is read from the hardware the record held when it ended
+        (a device asked for with ``--device cpu`` ran on the CPU even where CUDA existed)."""
+        env = self.env()
+        devices = []
+        for segment in env.get("segments", []):
+            hardware = segment.get("hardware") or env.get("hardware", {})
+            gpus = hardware.get("cuda_devices") or []
+            kind = segment.get("device") or ("cuda" if gpus and "--device cpu" not in segment.get("command", "")
+                                             else "cpu")
+            kind = kind.split(":")[0]
+            devices.append({"kind": kind, "name": ", ".join(gpus) if kind == "cuda" else hardware.get("cpu") or kind})
+        return devices
+
+    def device_names(self) -> str:
+        """The devices the run trained on, in order without repeats ('NVIDIA H200, AMD EPYC')."""
+        names = dict.fromkeys(d["name"] for d in self.segment_devices())
+        if not names:
+            hardware = self.env().get("hardware", {})
+            names = {", ".join(hardware.get("cuda_devices") or []) or hardware.get("cpu") or "cpu": None}
+        return ", ".join(names)
+
     def metrics(self) -> list[dict]:
         if not self.metrics_file.is_file():
             return []
@@ -107,11 +131,14 @@ class RunRecord:
         returns the start time for ``end_segment``."""
         env = self.env()
         now = collect_environment()
-        # the run keeps the commit it was started with; each segment names its own
+        if env["segments"] and "hardware" not in env["segments"][-1]:
+            # recorded before segments named their hardware: the record's still is that of its last segment
+            env["segments"][-1]["hardware"] = env.get("hardware")
+        # the run keeps the commit it was started with; each segment names its own, and its hardware
         env.update({key: value for key, value in now.items() if key != "git"})
         env["status"] = "running"
         env["segments"].append({"started_at": _now(), "resumed_from": resumed_from, **fields,
-                                "command": command_line(), "git": now["git"]})
+                                "command": command_line(), "git": now["git"], "hardware": now["hardware"]})
         write_json(self.env_file, env)
         return time.perf_counter()
 

@@ -129,7 +129,8 @@ class Trainer:
         self.processes.barrier()
         data = {"dataset": self.data.info.name,
                 "sources": [{"file": f, "sha256": h} for f, h in self.data.info.sources]}
-        started = self.record.start_segment(resumed_from, **restart, data=data) if self.processes.is_main else 0.0
+        started = (self.record.start_segment(resumed_from, **restart, data=data, device=str(self.device))
+                   if self.processes.is_main else 0.0)
         train_model = self.model
         if self.processes.distributed:
             # Each pass leaves out some parameters (skippable blocks, unused norm sets).

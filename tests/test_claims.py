@@ -107,3 +107,16 @@ def test_in_sum_tallies_the_verdicts_per_protocol_and_says_what_shortcut_norms_c
     assert "stored BatchNorm statistics (n = 3 seeds): +0.00 pp at the trained ends, +2.00 pp over the 1 mixed" in text
     assert "re-estimated (n = 3 seeds): +0.00 pp at the trained ends, +0.00 pp over the 1 mixed" in text
     assert shortcut_effect(frame) == ""  # no variant runs: nothing to say
+
+
+def test_a_timing_taken_on_a_gpu_too_adds_its_own_verdict_line():
+    from tests.test_verdicts import latency
+
+    cpu, gpu = latency((30.0, 30.0, 30.0)), latency((30.0, 26.0, 20.0))
+    claim = next(c for c in CLAIMS if c.artifact == "fig6")
+    text = claims_markdown({"depth_width_latency": cpu, "depth_width_latency-cuda": gpu}, None, "mini", True,
+                           lambda artifact: f"reproduce {artifact}")
+    section = text.split(f"### {claim.title}")[1].split("### ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("- ")]
+    assert len(lines) == 2 and not lines[0].startswith("- On the GPU")
+    assert lines[1].startswith("- On the GPU (`depth_width_latency-cuda`): ")

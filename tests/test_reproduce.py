@@ -151,6 +151,31 @@ def test_within_a_seed_the_run_nearest_its_end_trains_first_and_students_last(tm
     assert order == [nearly_done, half_done, new_adn, next_seed, student]
 
 
+def test_a_run_resumed_on_another_device_names_both_and_gives_no_cpu_rate(tmp_path):
+    from paper.plan import measured_rates
+    from repro.presets import make_spec
+    from repro.runs import RunRecord, hardware, run_directory
+
+    spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini")
+    record = RunRecord(run_directory(tmp_path, spec))
+    record.create(spec)
+    # a first segment on a GPU machine, written before segments named their hardware
+    env = record.env()
+    env["hardware"] = {**env["hardware"], "cpu": "Intel Xeon", "cuda_devices": ["NVIDIA H200"]}
+    env["segments"] = [{"started_at": "2026-11-27T05:33:08+00:00", "resumed_from": None,
+                        "command": "cli.py reproduce table1 --device cuda", "git": env["git"]}]
+    record.env_file.write_text(json.dumps(env))
+    record.append_metrics({"epoch": 1, "images_per_s": 3000.0})
+    record.end_segment(record.start_segment({"epoch": 1, "step": 0}, device="cpu"), "finished")
+    record.eval_file.write_text("split,skip,acc1_pct\n")
+    here = hardware()["cpu"]
+    assert [d["kind"] for d in record.segment_devices()] == ["cuda", "cpu"]
+    assert record.device_names() == f"NVIDIA H200, {here}"
+    assert measured_rates(tmp_path) == {}  # its images/s are no CPU rate
+    record.env_file.write_text(json.dumps({**record.env(), "segments": record.env()["segments"][1:]}))
+    assert measured_rates(tmp_path) == {("resnet_mini", "adn", 128): [3000.0]}
+
+
 def test_a_no_train_dry_run_counts_no_training_time(tmp_path):
     result = CliRunner().invoke(cli, ["reproduce", "table1", "--no-train", "--dry-run", "--results-dir",
                                       str(tmp_path)])
@@ -281,3 +306,15 @@ def test_timings_off_the_cpu_are_cached_and_drawn_beside_the_cpus(tmp_path):
     markdown = table_markdown(ARTIFACTS.get("table2"), mini, table, [], stem="table2-cuda")
     assert markdown.startswith("# table2-cuda:") and "--device cuda`" in markdown
     assert "`table2.md` holds the CPU's" in markdown
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without CUDA")
+def test_without_a_gpu_cuda_only_reads_the_gpus_cached_timings(tmp_path):
+    training = CliRunner().invoke(cli, ["reproduce", "table1", "--device", "cuda", "--results-dir", str(tmp_path)])
+    assert training.exit_code == 2 and "no CUDA device is available" in training.output
+    assert not (tmp_path / "quick").exists()
+    drawing = CliRunner().invoke(cli, ["reproduce", "fig5", "--no-train", "--device", "cuda", "--results-dir",
+                                       str(tmp_path)])
+    assert drawing.exit_code == 0, drawing.output
+    assert "skipped fig5" in drawing.output and "no CUDA device to measure it on" in drawing.output
+    assert not list(tmp_path.rglob("fig5*"))

@@ -4,11 +4,11 @@
 #   bash scripts/device/session.sh        carry: [".whl", ".data"]
 # 1. a smoke run of each study architecture on the GPU (if one fails, nothing else trains
 #    and the call ends early, leaving device time to try again);
-# 2. timings on the quiet GPU: `latency --width` (width x1.00 against FFFF) and table 2,
-#    figures 5 and 6 (their timings cached as results/<preset>/measurements/*-cuda.*);
-# 3. the study's runs (TRAIN_ARGS: pools one after another) with --jobs JOBS, the GPU tests
-#    beside them, until BUDGET_S seconds after the start; then Ctrl-C: every running run
-#    saves its checkpoint;
+# 2. on the quiet GPU: the GPU tests (-x, failures printed), then the timings of table 2 and
+#    figures 5 and 6 (cached as results/<preset>/measurements/*-cuda.*; fig6a's is what
+#    `latency --arch resnet50 --width --device cuda` measures);
+# 3. the study's runs (TRAIN_ARGS: pools one after another) with --jobs JOBS until BUDGET_S
+#    seconds after the start; then Ctrl-C: every running run saves its checkpoint;
 # 4. $OUT/records.tgz (what was written under results/, no checkpoints), $OUT/checkpoints-N.tgz
 #    (unfinished runs, furthest first, as many as the tool brings back) and $OUT/session.log.
 # Locally, to test it: OUT=/tmp/out DEVICE=cpu JOBS=2 BUDGET_S=200 bash scripts/device/session.sh
@@ -28,13 +28,14 @@ if [ -d .whl ] && ls .whl/*.whl > /dev/null 2>&1; then
     export PYTHONPATH=/tmp/site
 fi
 export PYTHONUNBUFFERED=1
-# the records name the commit they were trained on: without git here, the caller names it
-# (COMMIT=<sha> bash scripts/device/session.sh, sent from a clean checkout of that commit)
-if ! git rev-parse HEAD > /dev/null 2>&1 && [ -n "${COMMIT:-}" ]; then
+# the records name the commit they were trained on. The machine's git may hold another
+# commit than the tree it was sent (seen 2026-11-27: the session's first commit, "dirty"),
+# so the caller names it: COMMIT=<sha> bash scripts/device/session.sh, from a clean checkout
+if [ -n "${COMMIT:-}" ]; then
     export ADN_REPRO_GIT="{\"commit\": \"$COMMIT\", \"dirty\": false}"
 fi
 touch .session-start
-rm -f /tmp/train.log /tmp/gpu-tests.log
+rm -f /tmp/train.log
 step() { echo "== $(date -u +%T) (+$(( $(date +%s) - START )) s) $*"; }
 data=(--data-path .data/fashion-mnist)
 {
@@ -49,15 +50,11 @@ data=(--data-path .data/fashion-mnist)
     for job in $(jobs -p); do wait "$job" || smoke_ok=0; done
     for arch in mobilenet_v2_mini vit_mini resnet_mini; do echo "-- $arch"; tail -n 3 "/tmp/smoke-$arch.log"; done
     if [ "$smoke_ok" = 1 ]; then
-        step "latency --width (a fair comparison: width x1.00 against FFFF)"
-        timeout 80 python3 cli.py latency --arch resnet50 --device "$DEVICE" --width --output "$OUT/latency-width-$DEVICE.csv"
-        step "timings of table 2, figures 5 and 6 on $DEVICE"
-        timeout 150 python3 cli.py reproduce table2 fig5 fig6 --preset mini --seeds 3 --arch resnet_mini --no-train \
-            --device "$DEVICE" "${data[@]}" --no-progress
-        if [ "$DEVICE" = cuda ]; then
-            step "GPU tests, beside the training (in the background)"
-            (timeout 200 python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > /tmp/gpu-tests.log 2>&1) &
-        fi
+        step "GPU tests on the quiet GPU"
+        timeout 150 python3 -m pytest -q -x --tb=short -m gpu tests/test_gpu.py -p no:cacheprovider 2>&1 | tail -n 40
+        step "timings of table 2, figures 5 and 6 on $DEVICE (fig6a is latency --arch resnet50 --width)"
+        timeout 300 python3 cli.py reproduce table2 fig5 fig6 --preset mini --seeds 3 --arch resnet_mini --no-train \
+            --device "$DEVICE" "${data[@]}" --no-progress | grep -v "^  "
         IFS=';' read -ra pools <<< "$TRAIN_ARGS"
         for args in "${pools[@]}"; do
             [ $(( $(date +%s) - START + 60 )) -lt "$BUDGET_S" ] || break
@@ -79,8 +76,6 @@ data=(--data-path .data/fashion-mnist)
             [ "$status" = 0 ] || break
         done
         grep -v "^  \(finished\|to train\|left out\|cached\)" /tmp/train.log | tail -n 60
-        wait
-        [ -f /tmp/gpu-tests.log ] && { step "GPU tests"; tail -n 25 /tmp/gpu-tests.log; }
     else
         step "smoke failed: nothing else runs"; cat /tmp/smoke-*.log | tail -n 60
     fi
