@@ -163,6 +163,12 @@ def measurement_device(runtime: Runtime) -> str:
     return runtime.device
 
 
+def trained_on(runs: list[FinishedRun], device: str) -> list[FinishedRun]:
+    """The runs trained wholly on ``device``'s kind: their epochs are what training cost there
+    (table 2 shows them beside the timings taken on that device)."""
+    return [r for r in runs if all(d["kind"] == device_kind(device) for d in r.record.segment_devices())]
+
+
 def artifact_stem(art: Artifact, device: str) -> str:
     """File stem of an artifact: one drawn from timings taken off the CPU carries the device
     kind (``table2-cuda``), so the CPU's and the GPU's versions sit side by side."""
@@ -186,9 +192,10 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
     device = measurement_device(runtime)
     ctx = MeasureContext(study, runs, runtime.data_path, device)
     measured = {name: measure(name, ctx, root / "measurements", echo) for name in art.measurements}
-    inputs = ArtifactInputs(study, evals_frame(runs), runs_frame(runs), measured, load_reference())
-    output = art.build(inputs)
     stem = artifact_stem(art, device)
+    inputs = ArtifactInputs(study, evals_frame(runs), runs_frame(trained_on(runs, device)), measured,
+                            load_reference())
+    output = art.build(inputs)
     if art.kind == "table":
         folder = root / "tables"
         markdown = table_markdown(art, study, output, runs, missing, stem)

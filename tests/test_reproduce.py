@@ -172,8 +172,13 @@ def test_a_run_resumed_on_another_device_names_both_and_gives_no_cpu_rate(tmp_pa
     assert [d["kind"] for d in record.segment_devices()] == ["cuda", "cpu"]
     assert record.device_names() == f"NVIDIA H200, {here}"
     assert measured_rates(tmp_path) == {}  # its images/s are no CPU rate
+    from paper.measurements import FinishedRun
+    from paper.reproduce import trained_on
+    run = FinishedRun("ADN", "resnet_mini", "adn", 0, record)
+    assert trained_on([run], "cpu") == [] and trained_on([run], "cuda") == []  # table 2 shows its epochs nowhere
     record.env_file.write_text(json.dumps({**record.env(), "segments": record.env()["segments"][1:]}))
     assert measured_rates(tmp_path) == {("resnet_mini", "adn", 128): [3000.0]}
+    assert trained_on([run], "cpu") == [run]
 
 
 def test_a_no_train_dry_run_counts_no_training_time(tmp_path):
