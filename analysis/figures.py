@@ -158,7 +158,8 @@ def fig4(evals: pd.DataFrame, arch: str | None = None):
             _points(curve, here[here["role"] == "KD-individual"], "KD-individual",
                     colors_for(["KD-individual"])["KD-individual"], marker="^", connect=True)
             curve.set(xlabel=GFLOPS, ylabel=TOP1, title=f"(b) {caption(here, name)}")
-            curve.legend(fontsize=8)
+            # below the panel: inside it, the legend hid the low sub-networks
+            curve.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
         else:
             no_data(curve)
     return fig
