@@ -18,9 +18,10 @@ cd "$(dirname "$0")/../.."
 DEVICE=${DEVICE:-cuda}
 JOBS=${JOBS:-12}
 BUDGET_S=${BUDGET_S:-500}
-# pools in order, separated by ';': the next starts when one ends (all its runs finished)
-# with time to spare
-TRAIN_ARGS=${TRAIN_ARGS:-table1 fig7 --preset mini --seeds 3 --arch mobilenet_v2_mini --arch vit_mini;table3 table4 fig6 --preset mini --seeds 2 --arch resnet_mini}
+# pools in order, separated by ';': the next starts when one ends with time to spare. A run
+# whose checkpoint stayed behind fails at once there ("no checkpoint to resume from") and the
+# pool goes on without it.
+TRAIN_ARGS=${TRAIN_ARGS:-table3 table4 fig6 --preset mini --seeds 2 --arch resnet_mini;fig7 --preset mini --seeds 2;table1 --preset mini --seeds 3 --arch mobilenet_v2_mini --arch vit_mini}
 START=$(date +%s)
 if [ -d .whl ] && ls .whl/*.whl > /dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
@@ -73,7 +74,6 @@ data=(--data-path .data/fashion-mnist)
             fi
             wait "$pool"; status=$?
             step "pool exit status $status"
-            [ "$status" = 0 ] || break
         done
         grep -v "^  \(finished\|to train\|left out\|cached\)" /tmp/train.log | tail -n 60
     else
