@@ -26,6 +26,7 @@ from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, device
 from paper.plan import (PlannedRun, can_start, describe_measurements, describe_plan, expected_time,
                         finished_runs, plan_runs, select_artifacts, training_order, unfinished_runs)
 from paper.study import Study, study_for
+from repro.cli_types import parse_device
 from repro.errors import ReproError
 from repro.files import atomic_write, check_writable, write_json, write_text
 from repro.run_pool import FINISHED, train_concurrently
@@ -150,11 +151,14 @@ def _mean(values):
 
 # --------------------------------------------------------------------------- writing
 def check_device(device: str, reads_only: bool) -> None:
-    """A device this machine lacks is accepted only to read what was measured on it."""
-    kind = "cpu" if device == "auto" else device_kind(device)
-    if not (kind == "cpu" or torch.cuda.is_available() or reads_only):
-        raise ReproError(f"--device {device}: no CUDA device is available on this machine (without one, "
-                         f"--no-train draws the artifacts from the timings cached for it)")
+    """A device this machine lacks is accepted only to read what was measured on it; to
+    train or measure, the device must exist (``parse_device``'s check, index included)."""
+    if reads_only:
+        return
+    try:
+        parse_device(device, allow_auto=True)
+    except ReproError as error:
+        raise ReproError(f"{error} (--no-train draws the artifacts from the timings cached for it)") from None
 
 
 def measurement_device(runtime: Runtime) -> str:
