@@ -15,6 +15,7 @@ class Processes:
     rank: int
     world_size: int
     device: torch.device
+    joined_here: bool = False  # start() created the process group, so stop() destroys it
 
     @property
     def is_main(self) -> bool:
@@ -57,11 +58,15 @@ def start(choice: str = "auto") -> Processes:
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    joined_here = not dist.is_initialized()
+    if joined_here:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Processes(dist.get_rank(), dist.get_world_size(), device)
+    return Processes(dist.get_rank(), dist.get_world_size(), device, joined_here)
 
 
 def stop(processes: Processes) -> None:
-    if processes.distributed and dist.is_initialized():
+    """Leaves the process group that start() created, one process too: NCCL asks each
+    process to destroy its group before exit, else it warns that pending work may be lost.
+    A group the caller created stays theirs."""
+    if processes.joined_here and dist.is_initialized():
         dist.destroy_process_group()
