@@ -158,7 +158,12 @@ def fig7_runs(study: Study) -> list[RunNeed]:
 
 
 # --------------------------------------------------------------------------- artifacts
-@artifact("table1", "table", "Base-nets and super-nets vs individual networks of the same depth", table1_runs)
+@artifact("table1", "table", "Base-nets and super-nets vs individual networks of the same depth", table1_runs,
+          reading="`acc1_pct` evaluates with the BatchNorm statistics that training stored (the paper's protocol); "
+                  "`acc1_recal_pct` re-estimates them per sub-network on training images first. Networks without "
+                  "BatchNorm (vit_mini uses LayerNorm) have nothing to re-estimate, so those columns stay empty "
+                  "for them. Mean ± std over `n_seeds` seeds; a row with one seed shows no std, and a comparison "
+                  "with one seed on either side is INCONCLUSIVE by the rule below.")
 def build_table1(inputs: ArtifactInputs):
     from analysis.tables import table1
     return table1(inputs.evals, inputs.reference)
