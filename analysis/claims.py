@@ -34,6 +34,11 @@ class Claim:
     # sentences beyond the verdict tally, from (frames by name, fig4's evals)
     interpret: Callable[[Mapping[str, pd.DataFrame], pd.DataFrame | None], str] | None = None
 
+    @property
+    def frame(self) -> str:
+        """The name of the frame its verdicts read: ``source``, else the artifact's table."""
+        return self.source or self.artifact
+
 
 def _about(*words: str) -> Callable[[str], bool]:
     return lambda line: any(word in line for word in words)
@@ -187,7 +192,7 @@ def claim_lines(claim: Claim, tables: Mapping[str, pd.DataFrame], evals: pd.Data
     has not been written."""
     if claim.artifact == "fig4":
         return depth_matched_verdicts(evals, converged) if evals is not None and len(evals) else []
-    name = claim.source or claim.artifact
+    name = claim.frame
     lines = []
     for variant in (name, *(f"{name}-{kind}" for kind in TIMED_ELSEWHERE)):  # a timing taken on a GPU too
         if tables.get(variant) is None:
@@ -219,7 +224,7 @@ def claims_markdown(tables: Mapping[str, pd.DataFrame], evals: pd.DataFrame | No
             summary = " ".join(part for part in (
                 verdict_tally(ours), claim.interpret(tables, evals) if claim.interpret else "") if part)
             lines += [f"**In sum.** {summary}", ""] if summary else []
-        elif tables.get(claim.source or claim.artifact) is not None:
+        elif tables.get(claim.frame) is not None:
             lines += [f"**Ours.** No verdict yet: `{claim.artifact}` is written, but without the rows this claim "
                       f"compares (their runs have not finished); `{how_to_reproduce(claim.artifact)}` trains them.",
                       ""]
