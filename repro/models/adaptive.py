@@ -300,10 +300,10 @@ class AdaptiveDepthNetwork(StagedNetwork):
         selection = self.selection
         selection.flags = flags
         if not return_features:
-            return self.net(x)
+            return self.run_net(x)
         selection.features = {}
         try:
-            logits = self.net(x)
+            logits = self.run_net(x)
             features = [selection.features[i] for i in range(self.num_stages)]
         finally:
             selection.features = None

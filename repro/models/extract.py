@@ -67,7 +67,7 @@ class FixedDepthNetwork(StagedNetwork):
 
     def forward(self, x, skip: SkipLike = None):
         self.parse_skip(skip)
-        return self.net(x)
+        return self.run_net(x)
 
     def blocks(self) -> list[BlockInfo]:
         return stage_blocks(self.net, self.layout, self.split, self.depth.flags)

@@ -11,9 +11,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import torch
 from torch import nn
 
 from repro.errors import ReproError
+from repro.models.attention import attention_kernel
 from repro.models.layout import BlockInfo, Layout
 from repro.skip import SkipConfig, SkipLike
 
@@ -81,6 +83,12 @@ class StagedNetwork(nn.Module):
     def split(self) -> tuple[int, ...]:
         """Mandatory blocks per stage."""
         return self.config.split
+
+    def run_net(self, x: torch.Tensor):
+        """The wrapped network on ``x``, with the attention kernel that suits it here
+        (``repro.models.attention``)."""
+        with attention_kernel(self.net, x):
+            return self.net(x)
 
 
 def is_adaptive(model: DepthNetwork) -> bool:
