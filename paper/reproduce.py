@@ -22,7 +22,7 @@ from analysis.aggregate import to_markdown
 from analysis.reference import load_reference
 from analysis.verdicts import TIMED, rule_for, verdicts
 from paper.artifacts import Artifact, ArtifactInputs
-from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, device_kind, measure
+from paper.measurements import MEASUREMENTS, FinishedRun, MeasureContext, device_kind, measure, timed_on
 from paper.plan import (PlannedRun, can_start, describe_measurements, describe_plan, expected_time,
                         finished_runs, plan_runs, select_artifacts, training_order, unfinished_runs)
 from paper.study import Study, study_for
@@ -202,7 +202,8 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
     output = art.build(inputs)
     if art.kind == "table":
         folder = root / "tables"
-        markdown = table_markdown(art, study, output, runs, missing, stem)
+        markdown = table_markdown(art, study, output, runs, missing, stem,
+                                  timed_on(art.measurements, root / "measurements", device))
         paths = [write_text(folder / f"{stem}.csv", output.to_csv(index=False)),
                  write_text(folder / f"{stem}.md", markdown)]
         echo(markdown)
@@ -252,7 +253,7 @@ def code_identity_line(runs: list[FinishedRun]) -> str:
 
 
 def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun], missing: list[str] = (),
-                   stem: str | None = None) -> str:
+                   stem: str | None = None, hardware: list[str] = ()) -> str:
 
     stem = stem or art.name
     kind = stem[len(art.name) + 1:]  # the device kind of an artifact drawn from its timings ('' on the CPU)
@@ -274,7 +275,8 @@ def table_markdown(art: Artifact, study: Study, table, runs: list[FinishedRun], 
                  f"Preset `{study.preset}`; written by `{command}` from measurements alone, no training runs "
                  f"(commit, settings and hardware in `{stem}.provenance.json`).", ""]
     if kind:
-        lines += [f"Timings taken on `{kind}` (the `device` column names it); `{art.name}.md` holds the CPU's.", ""]
+        on = f" ({', '.join(hardware)})" if hardware else ""
+        lines += [f"Timings taken on `{kind}`{on}; `{art.name}.md` holds the CPU's.", ""]
     if study.dataset != "imagenet":
         lines += ["Our networks are the CPU-sized analogues on a small data set; the paper's columns are its "
                   "ImageNet numbers (see analysis/reference/paper.csv). Compare directions and gaps, not values.", ""]

@@ -286,7 +286,7 @@ def test_table2_says_its_measured_epochs_are_not_judged():
 
 
 def test_timings_off_the_cpu_are_cached_and_drawn_beside_the_cpus(tmp_path):
-    from paper.measurements import MEASUREMENTS, MeasureContext, cache_files, is_cached
+    from paper.measurements import MEASUREMENTS, MeasureContext, cache_files, is_cached, timed_on
     from paper.reproduce import artifact_stem, table_markdown
     from paper.study import STUDIES
 
@@ -311,6 +311,16 @@ def test_timings_off_the_cpu_are_cached_and_drawn_beside_the_cpus(tmp_path):
     markdown = table_markdown(ARTIFACTS.get("table2"), mini, table, [], stem="table2-cuda")
     assert markdown.startswith("# table2-cuda:") and "--device cuda`" in markdown
     assert "`table2.md` holds the CPU's" in markdown
+
+    # the hardware each kind's timings were taken on, from the caches' provenance
+    cpu_info.write_text(json.dumps({"settings": settings, "runs": [], "hardware": {"cpu": "AMD EPYC"}}))
+    gpu_info = cache_files("timing", folder, "cuda")[0]
+    gpu_info.write_text(json.dumps({"hardware": {"cpu": "Intel Xeon", "cuda_devices": ["NVIDIA H200"]}}))
+    assert timed_on(["timing", "norms"], folder, "cuda") == ["NVIDIA H200"]
+    assert timed_on(["timing"], folder, "cpu") == ["AMD EPYC"]
+    assert timed_on(["latency"], folder, "cuda") == []  # not taken there
+    markdown = table_markdown(ARTIFACTS.get("table2"), mini, table, [], stem="table2-cuda", hardware=["NVIDIA H200"])
+    assert "Timings taken on `cuda` (NVIDIA H200)" in markdown
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without CUDA")
