@@ -63,6 +63,13 @@ def test_the_main_job_has_nothing_to_train_or_measure_on_a_fresh_clone():
     import subprocess
     import sys
 
+    assert "--no-train" in main_job()  # it draws from the committed runs, whatever is still training
     result = subprocess.run([sys.executable, *main_job(), "--dry-run"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert ", 0 to train, 0 measurements to take" in result.stdout, result.stdout
+    assert ", 0 measurements to take" in result.stdout and "to train " not in result.stdout, result.stdout
+    # every row of table 1 has at least one finished seed to draw from
+    finished = {line.split()[1].split("-fashion_mnist")[0] for line in result.stdout.splitlines()
+                if line.strip().startswith("finished")}
+    for arch, full, base in (("resnet_mini", "FFFF", "TTTT"), ("mobilenet_v2_mini", "FFFFF", "TTTTT"),
+                             ("vit_mini", "FFFF", "TTTT")):
+        assert {f"{arch}-adn", f"{arch}-individual-{full}", f"{arch}-individual-{base}"} <= finished, arch
