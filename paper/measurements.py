@@ -96,14 +96,13 @@ def cached_name(name: str, device: str = "cpu") -> str:
 def timed_on(names, folder: Path, device: str = "cpu") -> list[str]:
     """The hardware that took the cached timings among ``names`` on ``device``'s kind (the
     GPU's or the CPU's model name, from each cache's provenance), each named once."""
-    found = []
+    found, on_gpu, index = [], device_kind(device) == "cuda", torch.device(device).index or 0
     for name in names:
         if not MEASUREMENTS.get(name).per_device or not (info := cache_files(name, folder, device)[0]).exists():
             continue
         hardware = json.loads(info.read_text()).get("hardware") or {}
         gpus = hardware.get("cuda_devices") or []
-        index = torch.device(device).index or 0
-        label = (gpus[index] if index < len(gpus) else None) if device_kind(device) == "cuda" else hardware.get("cpu")
+        label = (gpus[index] if index < len(gpus) else None) if on_gpu else hardware.get("cpu")
         if label and label not in found:
             found.append(label)
     return found
