@@ -29,6 +29,7 @@ from paper.study import Study, study_for
 from repro.cli_types import parse_device
 from repro.errors import ReproError
 from repro.files import atomic_write, check_writable, write_json, write_text
+from repro.run_lock import RunBusy
 from repro.run_pool import FINISHED, train_concurrently
 from repro.runs import collect_environment, command_line
 from repro.train import Interrupted, Runtime, train
@@ -87,17 +88,36 @@ def measure_before_training(artifacts: list[Artifact], study: Study, runtime: Ru
 
 
 def train_missing(todo: list[PlannedRun], runtime: Runtime, echo, jobs: int = 1) -> None:
+    """Trains the unfinished runs in ``training_order``. A run another process is training
+    (``repro.run_lock``), and a KD student whose teacher it is, wait until the rest are done;
+    then this process waits for that one to let go and finishes what it left."""
     ordered = training_order(todo)
     resuming = dataclasses.replace(runtime, resume=True)
     if jobs > 1 and len(ordered) > 1:
         return train_in_workers(ordered, resuming, echo, jobs)
+    later: list[PlannedRun] = []
     for i, entry in enumerate(ordered, 1):
+        if later and not can_start(entry.spec, runtime.results_dir):
+            later.append(entry)  # its teacher is among the runs another process holds
+            continue
         echo(f"[{i}/{len(ordered)}] training {entry.spec.run_id} ({entry.status})")
         try:
-            train(entry.spec, resuming)
-        except Interrupted:
-            raise ReproError(f"interrupted while training {entry.spec.run_id}; its checkpoint is saved and "
-                             f"finished runs are kept: run the same reproduce command again to continue") from None
+            _train_reporting_interrupts(entry, resuming)
+        except RunBusy as busy:
+            echo(f"  {busy}: training the others first")
+            later.append(entry)
+    waiting = dataclasses.replace(resuming, wait_if_busy=True)
+    for entry in later:
+        echo(f"[later] waiting for {entry.spec.run_id} to be free, then training what is left of it")
+        _train_reporting_interrupts(entry, waiting)
+
+
+def _train_reporting_interrupts(entry: PlannedRun, runtime: Runtime) -> None:
+    try:
+        train(entry.spec, runtime)
+    except Interrupted:
+        raise ReproError(f"interrupted while training {entry.spec.run_id}; its checkpoint is saved and "
+                         f"finished runs are kept: run the same reproduce command again to continue") from None
 
 
 def train_in_workers(ordered: list[PlannedRun], runtime: Runtime, echo, jobs: int) -> None:

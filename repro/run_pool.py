@@ -7,7 +7,9 @@ one run at a time with ``repro.train.train``: each writes its own run record and
 checkpoints and resumes as a lone run does. On CPU the threads are split between the
 workers. Ctrl-C reaches every worker (one process group): each saves its checkpoint and
 stops; the same command run again resumes them. A failed run does not stop the others;
-the failures are named at the end.
+the failures are named at the end. A run another process is training (``repro.run_lock``)
+is put back until the rest have started, then a worker waits for that process to let go
+and finishes the run if it has not.
 """
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ import torch
 from tqdm import tqdm
 
 from repro.errors import ReproError
+from repro.run_lock import RunBusy
 from repro.specs import RunSpec
 
-FINISHED, INTERRUPTED, FAILED = "finished", "interrupted", "failed"
+FINISHED, INTERRUPTED, FAILED, BUSY = "finished", "interrupted", "failed", "busy"
 
 
 def default_jobs(device: str) -> int:
@@ -52,6 +55,8 @@ def _train_one(spec_dict: dict, runtime, threads: int, events) -> tuple[str, str
         return FINISHED, ""
     except Interrupted as error:
         return INTERRUPTED, str(error)
+    except RunBusy as error:
+        return BUSY, str(error)
     except KeyboardInterrupt:  # Ctrl-C before the run's own handler was installed (while it loaded)
         return INTERRUPTED, "interrupted while starting"
     except BaseException as error:  # noqa: BLE001 - a worker reports every failure to the parent
@@ -117,7 +122,7 @@ def train_concurrently(specs: list[RunSpec], runtime, jobs: int,
     """Trains the runs with ``jobs`` worker processes, each free worker taking the first
     queued run that is ``ready`` (e.g. a student once its teacher has finished); returns
     ``{run_id: (status, message)}``. Runs never ready once nothing else is running are
-    failed. Ctrl-C: every worker saves and stops; KeyboardInterrupt is re-raised once they
+    failed. A run busy in another process is retried last, waiting for that process. Ctrl-C: every worker saves and stops; KeyboardInterrupt is re-raised once they
     have."""
     total_threads = torch.get_num_threads()
     threads = max(1, total_threads // jobs)
@@ -143,17 +148,23 @@ def train_concurrently(specs: list[RunSpec], runtime, jobs: int,
     try:
         with _ctrl_c_raises(), ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             queued = list(specs)
+            busy: list[RunSpec] = []  # trained by another process: waited for once the rest have started
             running: dict[Future, RunSpec] = {}
-            while (queued and not interrupted) or running:
+            while ((queued or busy) and not interrupted) or running:
                 # a run is handed over only when a worker is free: the executor would
                 # otherwise pass queued runs to its workers ahead of time, where neither
                 # cancel() nor the worker's spent Ctrl-C can stop them
                 while not interrupted and len(running) < jobs:
                     spec = next((spec for spec in queued if ready(spec)), None)
-                    if spec is None:
+                    if spec is not None:
+                        queued.remove(spec)
+                        running[pool.submit(_train_one, spec.to_dict(), runtime, threads, events)] = spec
+                    elif busy:
+                        spec = busy.pop(0)
+                        waiting = dataclasses.replace(runtime, wait_if_busy=True)
+                        running[pool.submit(_train_one, spec.to_dict(), waiting, threads, events)] = spec
+                    else:
                         break
-                    queued.remove(spec)
-                    running[pool.submit(_train_one, spec.to_dict(), runtime, threads, events)] = spec
                 if not running:  # what is left waits on runs that did not finish
                     for spec in queued:
                         outcome[spec.run_id] = (FAILED, "not started: a run it needs did not finish")
@@ -172,6 +183,10 @@ def train_concurrently(specs: list[RunSpec], runtime, jobs: int,
                     except BaseException as error:  # noqa: BLE001 - a worker process died
                         status = INTERRUPTED if interrupted else FAILED  # Ctrl-C also reaches idle workers
                         message = f"worker process ended: {error or type(error).__name__}"
+                    if status == BUSY:
+                        busy.append(spec)
+                        tqdm.write(f"busy {spec.run_id}: another process trains it; waiting for it later")
+                        continue
                     outcome[spec.run_id] = (status, message)
                     bars.done(spec.run_id, status, message)
     finally:

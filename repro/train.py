@@ -35,6 +35,7 @@ from repro.methods.losses import soft_cross_entropy
 from repro.models import ARCHS
 from repro.optim import lr_factor, make_ema, make_optimizer, set_lr
 from repro.recalibrate import has_batch_norm, recalibration_images
+from repro.run_lock import held_by_main
 from repro.runs import RunRecord, run_directory
 from repro.specs import RunSpec
 
@@ -63,6 +64,8 @@ class Runtime:
     checkpoint_minutes: float = 10.0
     # called with (steps done, steps in the run) at each logging point (concurrent runs' bars)
     on_progress: Callable[[int, int], None] | None = None
+    # a run another process is training (repro.run_lock): wait for it to let go, else RunBusy
+    wait_if_busy: bool = False
 
 
 @dataclass
@@ -77,12 +80,15 @@ def train(spec: RunSpec, runtime: Runtime = Runtime()) -> TrainResult:
     record = RunRecord(run_directory(runtime.results_dir, spec))
     if record.is_finished():
         return TrainResult(record, True, None)
-    if record.exists() and not runtime.resume:
-        raise ReproError(f"run {record.path} exists but did not finish ({record.env().get('status', '?')}); "
-                         f"pass --resume to continue it from its last checkpoint")
     processes = distributed.start(runtime.device)
     try:
-        return Trainer(spec, runtime, record, processes).run()
+        with held_by_main(record.path, processes, wait=runtime.wait_if_busy):
+            if record.is_finished():  # by the process that held the run before
+                return TrainResult(record, True, None)
+            if record.exists() and not runtime.resume:
+                raise ReproError(f"run {record.path} exists but did not finish ({record.env().get('status', '?')}); "
+                                 f"pass --resume to continue it from its last checkpoint")
+            return Trainer(spec, runtime, record, processes).run()
     finally:
         distributed.stop(processes)
 
