@@ -104,7 +104,8 @@ def train_missing(todo: list[PlannedRun], runtime: Runtime, echo, jobs: int = 1)
         try:
             _train_reporting_interrupts(entry, resuming)
         except RunBusy as busy:
-            echo(f"  {busy}: training the others first")
+            echo(f"  another process (pid {busy.holder}) is training it: training the others first, then waiting "
+                 f"for it")
             later.append(entry)
     waiting = dataclasses.replace(resuming, wait_if_busy=True)
     for entry in later:

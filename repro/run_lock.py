@@ -26,7 +26,11 @@ LOCK_NAME = ".lock"  # git-ignored: never part of a committed record
 
 
 class RunBusy(ReproError):
-    """Another process is training this run now."""
+    """Another process is training this run now (``holder``: its pid, or "?")."""
+
+    def __init__(self, message: str, holder: str = "?"):
+        super().__init__(message)
+        self.holder = holder
 
 
 def lock_file(run_path: Path) -> Path:
@@ -76,7 +80,7 @@ def _locked(path: Path, wait: bool):
             holder = handle.read().strip() or "?"
             handle.close()
             raise RunBusy(f"run {path.parent.name} is being trained by another process (pid {holder}); wait for it "
-                          f"to finish, or stop it (its checkpoint resumes with --resume)") from None
+                          f"to finish, or stop it (its checkpoint resumes with --resume)", holder) from None
         try:
             current = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
         except FileNotFoundError:

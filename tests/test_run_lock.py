@@ -103,14 +103,14 @@ def test_reproduce_trains_the_other_runs_first_then_waits_for_the_busy_one(tmp_p
     def fake_train(spec, rt):
         calls.append((spec.seed, rt.wait_if_busy))
         if spec.seed == 0 and not rt.wait_if_busy:
-            raise RunBusy(f"run {spec.run_id} is being trained by another process (pid 1)")
+            raise RunBusy(f"run {spec.run_id} is being trained by another process (pid 1)", "1")
 
     monkeypatch.setattr(reproduce_module, "train", fake_train)
     todo = [PlannedRun(spec, RunRecord(run_directory(tmp_path, spec))) for spec in (tiny(0), tiny(1))]
     said = []
     reproduce_module.train_missing(todo, runtime(tmp_path), said.append)
     assert calls == [(0, False), (1, False), (0, True)]
-    assert any("training the others first" in line for line in said)
+    assert any("another process (pid 1) is training it: training the others first" in line for line in said)
 
 
 def test_the_pool_trains_the_free_run_while_another_process_holds_the_first(tmp_path):
