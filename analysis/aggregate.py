@@ -72,20 +72,28 @@ def per_seed_summary(rows: pd.DataFrame, keys: Sequence[str] = ("arch",)) -> pd.
     """One row per (keys..., role, seed) from per-sub-network rows of one split.
 
     Output columns: keys, role, seed, super_acc1_pct, base_acc1_pct, mean_subnet_acc1_pct,
-    super_gflops, base_gflops, n_subnets (NaN where the super- or base-net was not evaluated).
+    super_gflops, base_gflops, n_subnets (NaN where the super- or base-net was not evaluated);
+    where ``rows`` have ``acc1_pct_recalibrated`` (BatchNorm statistics re-estimated per
+    sub-network) also super_acc1_recal_pct and base_acc1_recal_pct.
     """
+    recalibrated = "acc1_pct_recalibrated" in rows.columns
+    values = ["acc1_pct", "gflops"] + (["acc1_pct_recalibrated"] if recalibrated else [])
     records = []
     for group, run in rows.groupby(list(keys) + ["role", "seed"], sort=False):
-        by_skip = run.groupby("skip", sort=False)[["acc1_pct", "gflops"]].mean()
+        by_skip = run.groupby("skip", sort=False)[values].mean()
         supers = by_skip[[is_super(s) for s in by_skip.index]]
         bases = by_skip[[is_base(s) for s in by_skip.index]]
-        records.append({
+        record = {
             **dict(zip(list(keys) + ["role", "seed"], group)),
             "super_acc1_pct": supers["acc1_pct"].mean(), "base_acc1_pct": bases["acc1_pct"].mean(),
             "mean_subnet_acc1_pct": by_skip["acc1_pct"].mean(),
             "super_gflops": supers["gflops"].mean(), "base_gflops": bases["gflops"].mean(),
             "n_subnets": len(by_skip),
-        })
+        }
+        if recalibrated:
+            record.update(super_acc1_recal_pct=supers["acc1_pct_recalibrated"].mean(),
+                          base_acc1_recal_pct=bases["acc1_pct_recalibrated"].mean())
+        records.append(record)
     return pd.DataFrame.from_records(records)
 
 

@@ -170,11 +170,17 @@ def table2(timing: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFra
 
 def _super_base_table(evals: pd.DataFrame, roles: Sequence[str], artifact: str, label: str,
                       values: Sequence[str]) -> pd.DataFrame:
-    """Per (arch, role): mean/std over seeds of ``values`` from ``per_seed_summary``; the role
-    column is renamed ``label``; roles in the given order."""
+    """Per (arch, role): mean/std over seeds of ``values`` from ``per_seed_summary``, and of
+    the super- and base-net's accuracy with BatchNorm statistics re-estimated
+    (super_acc1_recal_pct, base_acc1_recal_pct) where the records have it; the role column
+    is renamed ``label``; roles in the given order."""
     rows = select(evals, roles, artifact)
     keys = _keys(rows)
-    table = summarize(per_seed_summary(rows, keys), keys + ["role"], values)
+    per_seed = per_seed_summary(rows, keys)
+    recal = [f"{end}_acc1_recal_pct" for end in ("super", "base")
+             if f"{end}_acc1_recal_pct" in per_seed and per_seed[f"{end}_acc1_recal_pct"].notna().any()]
+    values = [*values, *recal]
+    table = summarize(per_seed, keys + ["role"], values)
     table = _in_order(table.rename(columns={"role": label}), rows, label, roles)
     columns = keys + [label] + [c for v in values for c in (v, std_name(v))] + ["n_seeds"]
     return table[columns]
@@ -185,7 +191,9 @@ def table3(evals: pd.DataFrame) -> pd.DataFrame:
 
     Roles: TABLE3_VARIANTS (any subset). Output: arch, [dataset], variant, self_distillation,
     skip_aware_norms, feature_distillation (bools read from the variant name), super_acc1_pct,
-    super_acc1_std, base_acc1_pct, base_acc1_std, n_seeds.
+    super_acc1_std, base_acc1_pct, base_acc1_std, [super_acc1_recal_pct, super_acc1_recal_std,
+    base_acc1_recal_pct, base_acc1_recal_std: BatchNorm statistics re-estimated, where the
+    records have them], n_seeds.
     """
     table = _super_base_table(evals, TABLE3_VARIANTS, "table3", "variant",
                               ["super_acc1_pct", "base_acc1_pct"])

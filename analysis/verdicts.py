@@ -123,36 +123,46 @@ def table2_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
             f"finds ADN much cheaper (2 vs 4 forward-backward passes): {verdict}."]
 
 
+# the base-net's accuracy columns of tables 3, 4 and 7, by BatchNorm protocol
+BASE_PROTOCOLS = {"base_acc1_pct": PROTOCOLS["acc1_pct"], "base_acc1_recal_pct": PROTOCOLS["acc1_recal_pct"]}
+
+
 def _base_net_gaps(table: pd.DataFrame, label: str, reference: str, others=None):
-    """(arch, other, base-net top-1 of ``reference`` minus ``other``, its standard error, the
-    smaller seed count) for each row label in column ``label`` (``others``: only these, when
-    given) of each architecture."""
+    """(arch, other, accuracy column, base-net top-1 of ``reference`` minus ``other``, its
+    standard error, the smaller seed count, Welch df) for each row label in column ``label``
+    (``others``: only these, when given) of each architecture, under each BatchNorm protocol
+    the table has (``BASE_PROTOCOLS``) where both rows have a value."""
     for arch, rows in table.groupby("arch", sort=False):
         rows = rows.set_index(label)
         if reference not in rows.index:
             continue
         ref = rows.loc[reference]
         for other in rows.index.drop(reference):
-            if others is None or other in others:
-                row = rows.loc[other]
-                se, df = welch(ref.get("base_acc1_std"), ref.get("n_seeds"), row.get("base_acc1_std"),
+            if others is not None and other not in others:
+                continue
+            row = rows.loc[other]
+            for column in BASE_PROTOCOLS:
+                if pd.isna(ref.get(column)) or pd.isna(row.get(column)):
+                    continue
+                se, df = welch(ref.get(std_name(column)), ref.get("n_seeds"), row.get(std_name(column)),
                                row.get("n_seeds"))
                 n = min(ref.get("n_seeds", 0) or 0, row.get("n_seeds", 0) or 0)
-                yield arch, other, ref["base_acc1_pct"] - row["base_acc1_pct"], se, n, df
+                yield arch, other, column, ref[column] - row[column], se, n, df
 
 
 def table3_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
-    return [f"{arch}: base-net top-1 of ADN minus ADN {variant}, stored BatchNorm statistics, {n_seeds(n)}: "
+    return [f"{arch}: base-net top-1 of ADN minus ADN {variant}, {BASE_PROTOCOLS[column]}, {n_seeds(n)}: "
             f"{gap:+.2f} pp; the paper finds each component helps: {judge(gap, se, n, df)}."
-            for arch, variant, gap, se, n, df in _base_net_gaps(
+            for arch, variant, column, gap, se, n, df in _base_net_gaps(
                 table, "variant", "ADN", ("w/o self-distillation", "w/o skip-aware norms", "w/o both"))]
 
 
 def table4_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
-    return [f"{arch}: base-net top-1 with super-net -> base-net distillation minus {other}, stored BatchNorm "
-            f"statistics, {n_seeds(n)}: {gap:+.2f} pp; the paper finds the exclusive super-to-base strategy "
-            f"best: {judge(gap, se, n, df)}."
-            for arch, other, gap, se, n, df in _base_net_gaps(table, "strategy", "super-net -> base-net (ADN)")]
+    return [f"{arch}: base-net top-1 with super-net -> base-net distillation minus {other}, "
+            f"{BASE_PROTOCOLS[column]}, {n_seeds(n)}: {gap:+.2f} pp; the paper finds the exclusive "
+            f"super-to-base strategy best: {judge(gap, se, n, df)}."
+            for arch, other, column, gap, se, n, df in _base_net_gaps(table, "strategy",
+                                                                         "super-net -> base-net (ADN)")]
 
 
 def table6_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
@@ -192,12 +202,12 @@ def table7_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
             continue
         by_split = rows.set_index("split")
         ref = by_split.loc[official.iloc[0]]
-        for _, split, gap, se, n, df in _base_net_gaps(rows, "split", official.iloc[0]):
+        for _, split, column, gap, se, n, df in _base_net_gaps(rows, "split", official.iloc[0]):
             row = by_split.loc[split]
             sign = 1 if row["base_gflops"] < ref["base_gflops"] else -1  # positive: the cheaper one is less accurate
-            lines.append(f"{arch}: split {split} vs the official {ref.name}, stored BatchNorm statistics, "
+            lines.append(f"{arch}: split {split} vs the official {ref.name}, {BASE_PROTOCOLS[column]}, "
                          f"{n_seeds(n)}: base-net {row['base_gflops']:.4f} vs {ref['base_gflops']:.4f} GFLOPs, "
-                         f"top-1 {row['base_acc1_pct']:.2f} % vs {ref['base_acc1_pct']:.2f} %; the paper finds the "
+                         f"top-1 {row[column]:.2f} % vs {ref[column]:.2f} %; the paper finds the "
                          f"cheaper base-net less accurate: {judge(gap * sign, se, n, df)}.")
     return lines
 

@@ -158,6 +158,12 @@ def fig7_runs(study: Study) -> list[RunNeed]:
 
 
 # --------------------------------------------------------------------------- artifacts
+SUPER_BASE_READING = ("`super_acc1_pct` and `base_acc1_pct` evaluate with the BatchNorm statistics that training "
+                      "stored (the paper's protocol); the `_recal_` columns re-estimate them per sub-network on "
+                      "training images first, which matters most where a variant has no skip-aware norms (its "
+                      "base-net then runs on the super-net's statistics). Mean ± std over `n_seeds` seeds.")
+
+
 @artifact("table1", "table", "Base-nets and super-nets vs individual networks of the same depth", table1_runs,
           reading="`acc1_pct` evaluates with the BatchNorm statistics that training stored (the paper's protocol); "
                   "`acc1_recal_pct` re-estimates them per sub-network on training images first. Networks without "
@@ -181,13 +187,15 @@ def build_table2(inputs: ArtifactInputs):
     return table2(inputs.measurements["timing"], inputs.runs)
 
 
-@artifact("table3", "table", "Ablation: self-distillation, skip-aware norms, feature distillation", table3_runs)
+@artifact("table3", "table", "Ablation: self-distillation, skip-aware norms, feature distillation", table3_runs,
+          reading=SUPER_BASE_READING)
 def build_table3(inputs: ArtifactInputs):
     from analysis.tables import table3
     return table3(inputs.evals)
 
 
-@artifact("table4", "table", "Self-distillation strategies", table4_runs)
+@artifact("table4", "table", "Self-distillation strategies", table4_runs,
+          reading=SUPER_BASE_READING)
 def build_table4(inputs: ArtifactInputs):
     from analysis.tables import table4
     return table4(inputs.evals)
@@ -208,7 +216,7 @@ def build_table6(inputs: ArtifactInputs):
     return table6(inputs.evals, inputs.reference)
 
 
-@artifact("table7", "table", "Mandatory/skippable ratio variants", split_runs)
+@artifact("table7", "table", "Mandatory/skippable ratio variants", split_runs, reading=SUPER_BASE_READING)
 def build_table7(inputs: ArtifactInputs):
     from analysis.tables import table7
     return table7(inputs.evals)

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 import analysis
 from analysis.aggregate import pareto_frontier, summarize, to_markdown
 from analysis.reference import load_reference
+from analysis.verdicts import table3_verdicts
 from repro.errors import ReproError
 
 STAGE_GFLOPS = [0.2, 0.3, 0.5, 0.1]   # what skipping each stage's skippable sub-path saves
@@ -137,6 +138,21 @@ def test_table3_orders_variants_and_reads_flags_from_names(evals):
     assert table.set_index("variant").loc["w/o both", "base_acc1_pct"] == pytest.approx(70.5 - 2.2 - 3)
     with pytest.raises(ReproError, match="table3: no runs with roles"):
         analysis.table3(evals[evals["role"] != "ADN"])
+
+
+def test_table3_and_its_verdicts_read_both_batchnorm_protocols(evals):
+    adn = evals[evals["role"] == "ADN"].assign(acc1_pct_recalibrated=lambda rows: rows["acc1_pct"] + 1.0)
+    ablated = adn.assign(role="w/o skip-aware norms", acc1_pct=adn["acc1_pct"] - 5.0,
+                         acc1_pct_recalibrated=adn["acc1_pct"])
+    table = analysis.table3(pd.concat([adn, ablated]))
+    assert {"super_acc1_recal_pct", "super_acc1_recal_std", "base_acc1_recal_pct",
+            "base_acc1_recal_std"} <= set(table.columns)
+    by_variant = table.set_index("variant")
+    assert by_variant.loc["ADN", "base_acc1_recal_pct"] - by_variant.loc["ADN", "base_acc1_pct"] == pytest.approx(1.0)
+    stored, recalibrated = table3_verdicts(table)
+    assert "stored BatchNorm statistics" in stored and "+5.00 pp" in stored
+    assert "re-estimated" in recalibrated and "+1.00 pp" in recalibrated
+    assert "base_acc1_recal_pct" not in analysis.table3(evals[evals["role"] == "ADN"]).columns  # older records
 
 
 def test_table4_averages_all_sub_networks(evals):
