@@ -122,8 +122,8 @@ def train_concurrently(specs: list[RunSpec], runtime, jobs: int,
     """Trains the runs with ``jobs`` worker processes, each free worker taking the first
     queued run that is ``ready`` (e.g. a student once its teacher has finished); returns
     ``{run_id: (status, message)}``. Runs never ready once nothing else is running are
-    failed. A run busy in another process is retried last, waiting for that process. Ctrl-C: every worker saves and stops; KeyboardInterrupt is re-raised once they
-    have."""
+    failed. A run busy in another process is retried last, waiting for that process.
+    Ctrl-C: every worker saves and stops; KeyboardInterrupt is re-raised once they have."""
     total_threads = torch.get_num_threads()
     threads = max(1, total_threads // jobs)
     context = multiprocessing.get_context("spawn")
