@@ -176,11 +176,9 @@ def _super_base_table(evals: pd.DataFrame, roles: Sequence[str], artifact: str, 
     is renamed ``label``; roles in the given order."""
     rows = select(evals, roles, artifact)
     keys = _keys(rows)
-    per_seed = per_seed_summary(rows, keys)
-    recal = [f"{end}_acc1_recal_pct" for end in ("super", "base")
-             if f"{end}_acc1_recal_pct" in per_seed and per_seed[f"{end}_acc1_recal_pct"].notna().any()]
-    values = [*values, *recal]
-    table = summarize(per_seed, keys + ["role"], values)
+    _, recal = _with_recalibrated(rows)  # per_seed_summary names them super_/base_acc1_recal_pct
+    values = [*values, *(f"{end}_{column}" for column in recal for end in ("super", "base"))]
+    table = summarize(per_seed_summary(rows, keys), keys + ["role"], values)
     table = _in_order(table.rename(columns={"role": label}), rows, label, roles)
     columns = keys + [label] + [c for v in values for c in (v, std_name(v))] + ["n_seeds"]
     return table[columns]
