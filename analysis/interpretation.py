@@ -13,12 +13,13 @@ import pandas as pd
 
 from analysis.aggregate import is_base, is_super, summarize
 from analysis.tables import SHORTCUTS_ROLE
-from analysis.verdicts import PROTOCOLS, n_seeds
+from analysis.verdicts import NO_BATCH_NORM, PROTOCOLS, n_seeds
 
 VERDICT_WORDS = ("AGREES", "DISAGREES", "INCONCLUSIVE")
 # The evals' accuracy column of each BatchNorm protocol, and how verdict lines name it.
 EVAL_COLUMNS = {"stored": "acc1_pct", "re-estimated": "acc1_pct_recalibrated"}
-PROTOCOL_WORDS = {"stored": PROTOCOLS["acc1_pct"], "re-estimated": PROTOCOLS["acc1_recal_pct"]}
+PROTOCOL_WORDS = {"stored": PROTOCOLS["acc1_pct"], "re-estimated": PROTOCOLS["acc1_recal_pct"],
+                  "no BatchNorm": NO_BATCH_NORM}
 
 
 def verdict_of_line(line: str) -> str | None:

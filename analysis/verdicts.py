@@ -24,6 +24,8 @@ TIMED = ("table2", "fig5", "fig6")  # artifacts judged as timings
 TIMING_RULE = ("a timing, not a seed statistic: AGREES or DISAGREES only when the interquartile ranges of the "
                "interleaved runs do not overlap, INCONCLUSIVE when they do")
 PROTOCOLS = {"acc1_pct": "stored BatchNorm statistics", "acc1_recal_pct": "BatchNorm statistics re-estimated"}
+# the one protocol of a network without BatchNorm (vit_mini's LayerNorm keeps no statistics)
+NO_BATCH_NORM = "LayerNorm (no statistics to re-estimate)"
 
 
 def verdicts(artifact: str, table: pd.DataFrame, converged: bool = True) -> list[str]:
@@ -34,6 +36,17 @@ def verdicts(artifact: str, table: pd.DataFrame, converged: bool = True) -> list
         return []
     judge = verdict_of if converged else (lambda *args, **kw: NOT_CONVERGED if not math.isnan(args[0]) else "not measured")
     return check(table, judge)
+
+
+def protocol_of(column: str, *rows) -> str:
+    """How ``column`` (a stored or re-estimated accuracy, of the whole network or its
+    base-net) was evaluated in ``rows``: ``NO_BATCH_NORM`` for a stored column when the
+    re-estimated one is present in the table but empty in every row, as for a network
+    without BatchNorm; the column's protocol otherwise."""
+    recalibrated = column.replace("acc1_pct", "acc1_recal_pct")
+    if recalibrated != column and all(recalibrated in row and pd.isna(row[recalibrated]) for row in rows):
+        return NO_BATCH_NORM
+    return PROTOCOLS[column.removeprefix("base_").removeprefix("super_")]
 
 
 def n_seeds(n) -> str:
@@ -99,7 +112,7 @@ def table1_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
                 else (math.nan, math.nan)
             n = min(row["n_seeds"], other["n_seeds"]) if other is not None else 0
             lines.append(f"{row['arch']} {row['network']} vs individual network of the same depth, "
-                         f"{PROTOCOLS[column]}, {n_seeds(n)}: ours {row[delta]:+.2f} pp top-1; {claim}: "
+                         f"{protocol_of(column, row)}, {n_seeds(n)}: ours {row[delta]:+.2f} pp top-1; {claim}: "
                          f"{judge(row[delta], se, n, df)}.")
     return lines
 
@@ -128,10 +141,10 @@ BASE_PROTOCOLS = {"base_acc1_pct": PROTOCOLS["acc1_pct"], "base_acc1_recal_pct":
 
 
 def _base_net_gaps(table: pd.DataFrame, label: str, reference: str, others=None):
-    """(arch, other, accuracy column, base-net top-1 of ``reference`` minus ``other``, its
-    standard error, the smaller seed count, Welch df) for each row label in column ``label``
-    (``others``: only these, when given) of each architecture, under each BatchNorm protocol
-    the table has (``BASE_PROTOCOLS``) where both rows have a value."""
+    """(arch, other, accuracy column, its protocol's name, base-net top-1 of ``reference``
+    minus ``other``, its standard error, the smaller seed count, Welch df) for each row label
+    in column ``label`` (``others``: only these, when given) of each architecture, under each
+    BatchNorm protocol the table has (``BASE_PROTOCOLS``) where both rows have a value."""
     for arch, rows in table.groupby("arch", sort=False):
         rows = rows.set_index(label)
         if reference not in rows.index:
@@ -147,21 +160,21 @@ def _base_net_gaps(table: pd.DataFrame, label: str, reference: str, others=None)
                 se, df = welch(ref.get(std_name(column)), ref.get("n_seeds"), row.get(std_name(column)),
                                row.get("n_seeds"))
                 n = min(ref.get("n_seeds", 0) or 0, row.get("n_seeds", 0) or 0)
-                yield arch, other, column, ref[column] - row[column], se, n, df
+                yield arch, other, column, protocol_of(column, ref, row), ref[column] - row[column], se, n, df
 
 
 def table3_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
-    return [f"{arch}: base-net top-1 of ADN minus ADN {variant}, {BASE_PROTOCOLS[column]}, {n_seeds(n)}: "
+    return [f"{arch}: base-net top-1 of ADN minus ADN {variant}, {protocol}, {n_seeds(n)}: "
             f"{gap:+.2f} pp; the paper finds each component helps: {judge(gap, se, n, df)}."
-            for arch, variant, column, gap, se, n, df in _base_net_gaps(
+            for arch, variant, _, protocol, gap, se, n, df in _base_net_gaps(
                 table, "variant", "ADN", ("w/o self-distillation", "w/o skip-aware norms", "w/o both"))]
 
 
 def table4_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
     return [f"{arch}: base-net top-1 with super-net -> base-net distillation minus {other}, "
-            f"{BASE_PROTOCOLS[column]}, {n_seeds(n)}: {gap:+.2f} pp; the paper finds the exclusive "
+            f"{protocol}, {n_seeds(n)}: {gap:+.2f} pp; the paper finds the exclusive "
             f"super-to-base strategy best: {judge(gap, se, n, df)}."
-            for arch, other, column, gap, se, n, df in _base_net_gaps(table, "strategy",
+            for arch, other, _, protocol, gap, se, n, df in _base_net_gaps(table, "strategy",
                                                                          "super-net -> base-net (ADN)")]
 
 
@@ -185,7 +198,8 @@ def table6_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
             se, df = welch(std[worst.name], n, std[floor_row.name], n)
             # the worst sub-network decides: its gap to the lower trained end (positive: above it)
             verdict = judge(worst[column] - floor_row[column] + 1.0, se, n, df)
-            lines.append(f"{arch}, {PROTOCOLS[column]}, {n_seeds(n)}: {len(below)} of {len(middle)} sub-networks "
+            protocol = protocol_of(column, *(row for _, row in rows.iterrows()))
+            lines.append(f"{arch}, {protocol}, {n_seeds(n)}: {len(below)} of {len(middle)} sub-networks "
                          f"selected without training fall more than 1 pp below both trained ends (worst "
                          f"{worst['skip']} {worst[column]:.2f}% vs {floor_row['skip']} {floor_row[column]:.2f}%); "
                          f"the paper finds them between the base-net and the super-net: {verdict}.")
@@ -202,10 +216,10 @@ def table7_verdicts(table: pd.DataFrame, judge=verdict_of) -> list[str]:
             continue
         by_split = rows.set_index("split")
         ref = by_split.loc[official.iloc[0]]
-        for _, split, column, gap, se, n, df in _base_net_gaps(rows, "split", official.iloc[0]):
+        for _, split, column, protocol, gap, se, n, df in _base_net_gaps(rows, "split", official.iloc[0]):
             row = by_split.loc[split]
             sign = 1 if row["base_gflops"] < ref["base_gflops"] else -1  # positive: the cheaper one is less accurate
-            lines.append(f"{arch}: split {split} vs the official {ref.name}, {BASE_PROTOCOLS[column]}, "
+            lines.append(f"{arch}: split {split} vs the official {ref.name}, {protocol}, "
                          f"{n_seeds(n)}: base-net {row['base_gflops']:.4f} vs {ref['base_gflops']:.4f} GFLOPs, "
                          f"top-1 {row[column]:.2f} % vs {ref[column]:.2f} %; the paper finds the "
                          f"cheaper base-net less accurate: {judge(gap * sign, se, n, df)}.")

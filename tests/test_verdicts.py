@@ -3,6 +3,7 @@ seeds' noise, INCONCLUSIVE otherwise, each naming n and the BatchNorm protocol."
 import pandas as pd
 import pytest
 
+from analysis.interpretation import verdict_tally
 from analysis.verdicts import verdicts
 
 NAN = float("nan")
@@ -15,7 +16,7 @@ def table1(delta_super, delta_base, std=0.1, n=3, recal=None):
         "delta_vs_individual_pct": [delta_super, NAN, delta_base, NAN],
         "paper_model": ["ResNet50"] * 4, "paper_delta_pct": [0.9, NAN, 1.1, NAN]})
     if recal is not None:
-        table["acc1_recal_pct"], table["acc1_recal_std"] = 90.0, std
+        table["acc1_recal_pct"], table["acc1_recal_std"] = (90.0, std) if recal == recal else (NAN, NAN)  # NaN: no BatchNorm
         table["delta_vs_individual_recal_pct"] = [recal, NAN, recal, NAN]
     return table
 
@@ -40,6 +41,18 @@ def test_table1_judges_each_protocol_on_its_own_line():
     assert any("re-estimated" in line and line.endswith("AGREES.") for line in lines)
     assert any("stored" in line and line.endswith("DISAGREES.") for line in lines)
 
+
+
+def test_a_network_without_batch_norm_is_not_said_to_use_stored_batch_norm_statistics():
+    """vit_mini (LayerNorm) has an empty re-estimated column: its one protocol is named as such."""
+    lines = verdicts("table1", table1(0.5, -2.0, recal=NAN))
+    assert len(lines) == 2 and all("LayerNorm (no statistics to re-estimate)" in line for line in lines)
+    assert not any("BatchNorm statistics" in line for line in lines)
+    split = table7(90.0, 88.0, 0.4).assign(base_acc1_recal_pct=NAN)
+    (line,) = verdicts("table7", split)
+    assert "LayerNorm" in line and "stored BatchNorm" not in line
+    assert "stored BatchNorm statistics" in verdicts("table1", table1(0.5, -2.0, recal=1.0))[0]
+    assert "with LayerNorm (no statistics to re-estimate) 1 agrees, 1 disagrees" in verdict_tally(lines)
 
 def test_unconverged_presets_are_inconclusive_by_construction():
     lines = verdicts("table1", table1(0.5, -2.0), converged=False)
