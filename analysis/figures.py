@@ -62,7 +62,8 @@ def _frontier_panel(ax, rows: pd.DataFrame, roles: Sequence[str], title: str) ->
         _points(ax, rows[rows["role"] == role], role, colors[role], frontier=True,
                 annotate=len(present) == 1)
     ax.set(xlabel=GFLOPS, ylabel=TOP1, title=title)
-    ax.legend(fontsize=8)
+    # below the panel, as in figure 4: inside it, the legend hid the cheap sub-networks' points
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
 
 
 @themed

@@ -231,9 +231,9 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
     else:
         folder = root / "figures"
         if missing:
-            # below the figure's edge (the tight bounding box takes it in), clear of the axis labels
-            output.text(0.005, -0.01, f"Incomplete: drawn from {len(runs)} finished runs, {len(missing)} not finished "
-                        f"(listed in {stem}.provenance.json)", fontsize=7, color="0.35", ha="left", va="top")
+            # above the figure's edge (the tight bounding box takes it in): below it sit the legends
+            output.text(0.005, 1.01, f"Incomplete: drawn from {len(runs)} finished runs, {len(missing)} not finished "
+                        f"(listed in {stem}.provenance.json)", fontsize=7, color="0.35", ha="left", va="bottom")
         paths = [save_figure(output, folder / f"{stem}.png"), save_figure(output, folder / f"{stem}.pdf")]
         plt.close(output)
     envs = [r.record.env() for r in runs]
