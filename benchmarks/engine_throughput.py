@@ -9,8 +9,9 @@ between them, one thread each by default, against one process using them all).
 
     python benchmarks/engine_throughput.py [--steps 12] [--jobs 2] [--no-compile] [--device cpu|cuda]
 
-Writes results/benchmarks/engine_throughput-<device>.json with provenance and prints the
-table. In-process modes are timed interleaved (repro.measure.interleaved.time_interleaved).
+Writes results/benchmarks/engine_throughput-<cpu|cuda>.json (-cpu-no-bf16.json on a CPU that
+emulates bf16: repro/precision.py) with provenance and prints the table. In-process modes are
+timed interleaved (repro.measure.interleaved.time_interleaved).
 """
 from __future__ import annotations
 
@@ -115,7 +116,8 @@ def main() -> None:
                      "ratio": alone / reference})
         rows.append({"step": step, "mode": label, "images_per_s": together, "ratio": together / reference})
 
-    out = write_benchmark("engine_throughput", args.device, rows, {"steps": args.steps, "jobs": args.jobs})
+    out = write_benchmark("engine_throughput", args.device, rows, {"steps": args.steps, "jobs": args.jobs},
+                          by_bf16=True)  # bf16 autocast on a CPU without bf16 units is another story
     print(f"\nresnet_mini, batch {BATCH}, channels-last, {args.device} ({device_name(args.device)}), "
           f"{torch.get_num_threads()} threads; ratio = images/s / eager fp32 images/s of the same step")
     for row in rows:

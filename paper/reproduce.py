@@ -27,8 +27,10 @@ from paper.plan import (PlannedRun, can_start, describe_measurements, describe_p
                         finished_runs, plan_runs, select_artifacts, training_order, unfinished_runs)
 from paper.study import Study, study_for
 from repro.cli_types import parse_device
+from repro.distributed import resolve_device
 from repro.errors import ReproError
 from repro.files import atomic_write, check_writable, write_json, write_text
+from repro.precision import emulated_bf16_warning
 from repro.run_lock import RunBusy
 from repro.run_pool import FINISHED, train_concurrently
 from repro.runs import collect_environment, command_line
@@ -57,6 +59,8 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
          + expected_time(bool(todo) and not no_train, total, bool(to_measure), measure_s))
     for line in lines + measure_lines:
         echo(line)
+    for warning in bf16_warnings(todo, runtime.device) if not no_train else ():
+        echo(warning)  # the estimates above come from runs on machines with bf16 units
     if dry_run:
         return []
     started = time.perf_counter()
@@ -75,6 +79,16 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
             echo(f"skipped {art.name}: {error}")
     echo(f"done in {time.perf_counter() - started:.0f} s")
     return written
+
+
+def bf16_warnings(runs: list[PlannedRun], device_choice: str) -> set[str]:
+    """``emulated_bf16_warning`` for the runs to train on ``device_choice``; none for a
+    device this machine does not have (a dry run planning a GPU elsewhere)."""
+    try:
+        device = resolve_device(device_choice)
+    except ReproError:
+        return set()
+    return {emulated_bf16_warning(p.spec.recipe.amp, device) for p in runs} - {None}
 
 
 def measure_before_training(artifacts: list[Artifact], study: Study, runtime: Runtime, echo) -> None:

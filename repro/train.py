@@ -34,6 +34,7 @@ from repro.methods import METHODS, StepContext, check_options
 from repro.methods.losses import soft_cross_entropy
 from repro.models import ARCHS
 from repro.optim import lr_factor, make_ema, make_optimizer, set_lr
+from repro.precision import emulated_bf16_warning
 from repro.recalibrate import has_batch_norm, recalibration_images
 from repro.run_lock import held_by_main
 from repro.runs import RunRecord, run_directory
@@ -132,6 +133,8 @@ class Trainer:
         resumed_from, restart = self.resume_point()
         if self.processes.is_main and not self.record.exists():
             self.record.create(self.spec)
+        if self.processes.is_main and (warning := emulated_bf16_warning(self.recipe.amp, self.device)):
+            tqdm.write(warning, file=sys.stderr)
         self.processes.barrier()
         data = {"dataset": self.data.info.name,
                 "sources": [{"file": f, "sha256": h} for f, h in self.data.info.sources]}

@@ -6,13 +6,27 @@ import pandas as pd
 import pytest
 import torch
 
-from repro import capture
+from repro import capture, precision
 from repro.accounting import EpochSums, TrainingDiverged, check_finite
 from repro.measure.train_cost import Workload
 from repro.presets import make_spec
 from repro.run_pool import FINISHED, train_concurrently
 from repro.train import Runtime, train
 from tests.conftest import needs_fashion
+
+
+@pytest.mark.parametrize("amp, native, warned", [("bf16", False, True), ("bf16", True, False),
+                                                 ("bf16", None, False), (None, False, False)])
+def test_only_bf16_on_a_device_that_would_emulate_it_is_warned_about(monkeypatch, amp, native, warned):
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    warning = precision.emulated_bf16_warning(amp, "cpu")
+    assert (warning is not None) == warned
+    assert warning is None or "AVX512-BF16 or AMX" in warning
+
+
+def test_this_machine_says_whether_it_has_bf16_units():
+    assert precision.native_bf16("cpu") in (True, False, None)
+    assert precision.native_bf16("meta") is None
 
 
 def test_epoch_sums_equal_host_accounting():
@@ -76,10 +90,12 @@ def test_compiled_step_gives_the_eager_losses_over_50_steps(monkeypatch):
 
 
 @needs_fashion
-def test_cpu_bf16_run_trains_and_records_it(tmp_path):
+def test_cpu_bf16_run_trains_and_records_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)  # a CPU without AVX512-BF16 or AMX
     spec = make_spec("resnet_mini", "adn", "fashion_mnist", "smoke", recipe={"amp": "bf16", "train_subset": 512})
     result = train(spec, Runtime(results_dir=str(tmp_path), device="cpu", progress=False))
     assert result.record.spec().recipe.amp == "bf16"
+    assert capsys.readouterr().err.count("bf16 autocast on this CPU is emulated") == 1  # it runs, and says why slowly
     table = result.record.evaluation()
     assert {"acc1_pct_recalibrated", "acc5_pct_recalibrated", "loss_recalibrated"} <= set(table.columns)
 
