@@ -56,7 +56,7 @@ def _train_one(spec_dict: dict, runtime, threads: int, events) -> tuple[str, str
     except Interrupted as error:
         return INTERRUPTED, str(error)
     except RunBusy as error:
-        return BUSY, str(error)
+        return BUSY, error.holder  # the pid of the process training it
     except KeyboardInterrupt:  # Ctrl-C before the run's own handler was installed (while it loaded)
         return INTERRUPTED, "interrupted while starting"
     except BaseException as error:  # noqa: BLE001 - a worker reports every failure to the parent
@@ -185,7 +185,8 @@ def train_concurrently(specs: list[RunSpec], runtime, jobs: int,
                         message = f"worker process ended: {error or type(error).__name__}"
                     if status == BUSY:
                         busy.append(spec)
-                        tqdm.write(f"busy {spec.run_id}: another process trains it; waiting for it later")
+                        tqdm.write(f"busy {spec.run_id}: another process (pid {message}) trains it; waiting for "
+                                   f"it later")
                         continue
                     outcome[spec.run_id] = (status, message)
                     bars.done(spec.run_id, status, message)

@@ -113,7 +113,7 @@ def test_reproduce_trains_the_other_runs_first_then_waits_for_the_busy_one(tmp_p
     assert any("another process (pid 1) is training it: training the others first" in line for line in said)
 
 
-def test_the_pool_trains_the_free_run_while_another_process_holds_the_first(tmp_path):
+def test_the_pool_trains_the_free_run_while_another_process_holds_the_first(tmp_path, capsys):
     busy, free = tiny(0), tiny(1)
     free_record = RunRecord(run_directory(tmp_path, free))
     release = threading.Event()
@@ -128,5 +128,6 @@ def test_the_pool_trains_the_free_run_while_another_process_holds_the_first(tmp_
     threading.Thread(target=release_once_the_free_run_finished, daemon=True).start()
     outcome = train_concurrently([busy, free], runtime(tmp_path), jobs=1)
     assert outcome == {busy.run_id: (FINISHED, ""), free.run_id: (FINISHED, "")}
+    assert f"busy {busy.run_id}: another process (pid {os.getpid()}) trains it" in capsys.readouterr().out
     busy_started = RunRecord(run_directory(tmp_path, busy)).env()["segments"][0]["started_at"]
     assert busy_started >= free_record.env()["segments"][-1]["ended_at"]
