@@ -43,6 +43,11 @@ from repro.specs import RunSpec
 
 # Host reads of the device-side sums: progress line, NaN guard, DDP stop poll.
 LOG_EVERY_STEPS = 50
+# Evaluation batches, and those that re-estimate BatchNorm statistics, are at least this
+# large: a small training batch (the smoke preset's 16) made evaluating every sub-network
+# twice (stored and re-estimated statistics) most of a smoke run's time. The mini and quick
+# presets train with 128 already, so their evaluation is as before.
+MIN_EVAL_BATCH = 128
 
 
 class Interrupted(ReproError):
@@ -324,9 +329,11 @@ class Trainer:
         return evaluate_recalibrated(model, splits, configs, self.recalibration_images(images))
 
     def recalibration_images(self, images: int) -> list[torch.Tensor]:
-        """The first ``images`` training images, un-augmented, the same on every rank."""
+        """The first ``images`` training images, un-augmented, the same on every rank, in
+        evaluation-sized batches (the same images whatever the batch size)."""
         if self._unaugmented_train is None:
-            settings = {**data_settings(self.spec), "augment": False}
+            settings = data_settings(self.spec)
+            settings.update(augment=False, batch_size=settings["eval_batch_size"])
             self._unaugmented_train = load_data(self.spec.dataset, **settings, device=self.device,
                                                 data_path=self.runtime.data_path, workers=self.runtime.workers).train
         return recalibration_images(self._unaugmented_train, images)
@@ -418,8 +425,9 @@ def data_settings(spec: RunSpec) -> dict:
     """The ``load_data`` arguments a spec determines. ``fake`` data takes the shape and
     class count of the architecture's native input."""
     r = spec.recipe
-    settings = dict(batch_size=r.batch_size, seed=spec.seed, train_subset=r.train_subset, test_subset=r.test_subset,
-                    val_size=r.val_size, augment=r.augment, channels_last=r.channels_last)
+    settings = dict(batch_size=r.batch_size, eval_batch_size=max(r.batch_size, MIN_EVAL_BATCH), seed=spec.seed,
+                    train_subset=r.train_subset, test_subset=r.test_subset, val_size=r.val_size, augment=r.augment,
+                    channels_last=r.channels_last)
     if spec.dataset == "imagenet":
         settings.update(auto_augment=r.auto_augment, random_erase=r.random_erase, interpolation=r.interpolation,
                         val_resize=r.val_resize)
