@@ -43,10 +43,10 @@ from repro.specs import RunSpec
 
 # Host reads of the device-side sums: progress line, NaN guard, DDP stop poll.
 LOG_EVERY_STEPS = 50
-# Evaluation batches, and those that re-estimate BatchNorm statistics, are at least this
-# large: a small training batch (the smoke preset's 16) made evaluating every sub-network
-# twice (stored and re-estimated statistics) most of a smoke run's time. The mini and quick
-# presets train with 128 already, so their evaluation is as before.
+# Evaluation batches are at least this large: a small training batch (the smoke preset's 16)
+# made evaluating every sub-network twice (stored and re-estimated statistics) most of a
+# smoke run's time. The mini and quick presets train with 128 already, so their evaluation is
+# as before; BatchNorm statistics are still re-estimated on training-sized batches.
 MIN_EVAL_BATCH = 128
 
 
@@ -329,11 +329,9 @@ class Trainer:
         return evaluate_recalibrated(model, splits, configs, self.recalibration_images(images))
 
     def recalibration_images(self, images: int) -> list[torch.Tensor]:
-        """The first ``images`` training images, un-augmented, the same on every rank, in
-        evaluation-sized batches (the same images whatever the batch size)."""
+        """The first ``images`` training images, un-augmented, the same on every rank."""
         if self._unaugmented_train is None:
-            settings = data_settings(self.spec)
-            settings.update(augment=False, batch_size=settings["eval_batch_size"])
+            settings = {**data_settings(self.spec), "augment": False}
             self._unaugmented_train = load_data(self.spec.dataset, **settings, device=self.device,
                                                 data_path=self.runtime.data_path, workers=self.runtime.workers).train
         return recalibration_images(self._unaugmented_train, images)
