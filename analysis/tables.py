@@ -38,8 +38,10 @@ SHORTCUTS_ROLE = "ADN + skip-aware shortcuts"  # the ADN variant of issue 8, bes
 
 def _with_recalibrated(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """``rows`` with the recalibrated accuracy as ``acc1_recal_pct`` (NaN for records written
-    before it existed), and the value columns to aggregate besides ``acc1_pct``."""
-    if RECALIBRATED not in rows.columns or rows[RECALIBRATED].isna().all():
+    before it existed), and the value columns to aggregate besides ``acc1_pct``. A column
+    present but empty in every row is kept: runs of networks without BatchNorm, which
+    ``paper.reproduce.run_evaluation`` marks so (``analysis.verdicts.protocol_of``)."""
+    if RECALIBRATED not in rows.columns:
         return rows, []
     return rows.assign(**{RECAL: rows[RECALIBRATED]}), [RECAL]
 TABLE3_VARIANTS = ["ADN", "w/o self-distillation", "w/o skip-aware norms", "w/o both",

@@ -11,7 +11,8 @@ import pandas as pd
 
 from analysis.claims import claims_markdown
 from analysis.reference import load_reference
-from analysis.tables import table6
+from analysis.figures import FIG7_ROLES
+from analysis.tables import table6, table7
 from paper.collect import finished_evals
 from paper.plan import select_artifacts
 from repro.files import write_text
@@ -59,10 +60,13 @@ def write_claims(results_dir: str | Path = "results", preset: str = "mini") -> P
     root = Path(results_dir)
     folder = root / preset
     tables = written_frames(folder)
-    evals = finished_evals(root, preset, [a.name for a in select_artifacts(["fig4"])])
+    evals = finished_evals(root, preset, [a.name for a in select_artifacts(["fig4", "fig7"])])
     if "table6" not in tables and (evals["role"] == "ADN").any():
         # the untrained sub-networks' claim needs only ADN's runs: judge it from those that finished
         tables["table6"] = table6(evals, load_reference())
+    if evals["role"].isin(FIG7_ROLES).any():
+        # figure 7 writes no table: its splits are judged like table 7's, from its runs
+        tables["fig7"] = table7(evals, FIG7_ROLES)
     body = claims_markdown(tables, evals, preset, preset in CONVERGED_PRESETS,
                            lambda artifact: reproduce_command(preset, artifact))
     env = collect_environment()

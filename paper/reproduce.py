@@ -29,8 +29,10 @@ from paper.study import Study, study_for
 from repro.cli_types import parse_device
 from repro.distributed import resolve_device
 from repro.errors import ReproError
+from repro.evaluate import RECALIBRATED
 from repro.files import atomic_write, check_writable, write_json, write_text
 from repro.precision import emulated_bf16_warning
+from repro.recalibrate import arch_has_batch_norm
 from repro.run_lock import RunBusy
 from repro.run_pool import FINISHED, train_concurrently
 from repro.runs import collect_environment, command_line
@@ -152,9 +154,22 @@ def train_in_workers(ordered: list[PlannedRun], runtime: Runtime, echo, jobs: in
 
 
 # --------------------------------------------------------------------------- frames
+def run_evaluation(run: FinishedRun) -> pd.DataFrame:
+    """A run's eval.csv. A network without BatchNorm gets its ``*_recalibrated`` columns empty
+    when its recipe asked for re-estimation (training skipped it: nothing to re-estimate),
+    so that a table of such runs alone still tells the verdicts that its stored accuracies
+    need no BatchNorm protocol (``analysis.verdicts.NO_BATCH_NORM``)."""
+    table = run.record.evaluation()
+    spec = run.record.spec()
+    if (spec.recipe.recalibrate_bn_images and f"{RECALIBRATED[0]}_recalibrated" not in table
+            and not arch_has_batch_norm(spec.arch)):
+        table = table.assign(**{f"{column}_recalibrated": float("nan") for column in RECALIBRATED})
+    return table
+
+
 def evals_frame(runs: list[FinishedRun]):
 
-    frames = [run.record.evaluation().assign(role=run.role, arch=run.arch, method=run.method, seed=run.seed,
+    frames = [run_evaluation(run).assign(role=run.role, arch=run.arch, method=run.method, seed=run.seed,
                                              run_id=run.record.path.name, dataset=run.record.spec().dataset)
               for run in runs]
     columns = ["role", "arch", "method", "seed", "run_id", "dataset", "split", "skip", "acc1_pct", "acc5_pct",

@@ -13,11 +13,13 @@ same way (its norms are not updated in training).
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
+from repro.models import build_model
 from repro.skip import SkipConfig
 
 NORM_TYPES = nn.modules.batchnorm._BatchNorm
@@ -48,6 +50,13 @@ def recalibration_images(train_batches, images: int) -> list[torch.Tensor]:
 
 def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, NORM_TYPES) for m in model.modules())
+
+
+@functools.cache
+def arch_has_batch_norm(arch: str) -> bool:
+    """Whether a registered architecture has BatchNorm statistics to re-estimate (vit_mini's
+    LayerNorm keeps none); builds the network once per architecture."""
+    return has_batch_norm(build_model(arch, num_classes=10))
 
 
 def recalibrated(model: nn.Module, config: SkipConfig, batches: list[torch.Tensor]) -> nn.Module:

@@ -120,3 +120,14 @@ def test_a_timing_taken_on_a_gpu_too_adds_its_own_verdict_line():
     lines = [line for line in section.splitlines() if line.startswith("- ")]
     assert len(lines) == 2 and not lines[0].startswith("- On the GPU")
     assert lines[1].startswith("- On the GPU (`depth_width_latency-cuda`): ")
+
+
+def test_figure_7_is_judged_like_table_7_and_the_missing_table_is_still_named():
+    from tests.test_verdicts import table7
+
+    text = claims_markdown({"fig7": table7(90.0, 88.0, 0.4)}, None, "mini", True,
+                           lambda artifact: f"reproduce {artifact}")
+    splits = text.split("### Longer skippable sub-paths")[1].split("### ")[0]
+    (line,) = [line for line in splits.splitlines() if line.startswith("- ")]
+    assert line.startswith("- Figure 7 (`fig7`): ") and line.endswith("AGREES.")
+    assert "`table7` is not reproduced yet: `reproduce table7`" in splits and "**In sum.** 1 comparison" in splits

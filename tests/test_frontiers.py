@@ -16,9 +16,10 @@ from repro.presets import make_spec
 from repro.runs import RunRecord, run_directory
 
 
-def _record(results, method, seed, options=None, finished=True, recalibrated=True, accuracy=70.0):
+def _record(results, method, seed, options=None, finished=True, recalibrated=True, accuracy=70.0,
+            arch="resnet_mini"):
     """A run record as training leaves it: spec, env (finished or not), eval.csv of two skips."""
-    spec = make_spec("resnet_mini", method, "fashion_mnist", "smoke", seed=seed, options=options)
+    spec = make_spec(arch, method, "fashion_mnist", "smoke", seed=seed, options=options)
     record = RunRecord(run_directory(results, spec))
     record.create(spec)
     record.end_segment(record.start_segment(None), "finished" if finished else "interrupted")
@@ -46,6 +47,28 @@ def test_finished_evals_takes_every_finished_run_in_its_role(tmp_path):
     # eval.csv's extra columns come along; records without them give NaN
     assert evals.loc[evals["role"] == "individual", "acc1_pct_recalibrated"].isna().all()
     assert evals.loc[evals["role"] == "ADN", "acc1_pct_recalibrated"].notna().all()
+
+
+def test_a_network_without_batch_norm_has_empty_re_estimated_columns_and_its_verdicts_say_why(tmp_path):
+    """Training skips re-estimation for vit_mini (LayerNorm): its eval.csv has no such columns.
+    The evals frame marks them empty, so that figure 7's table (vit_mini alone) names its
+    protocol; a BatchNorm network's record without them stays without (written before
+    re-estimation existed)."""
+    from analysis.figures import FIG7_ROLES
+    from analysis.tables import table7
+    from analysis.verdicts import NO_BATCH_NORM, verdicts
+
+    _record(tmp_path, "adn", 0, arch="vit_mini", recalibrated=False)
+    _record(tmp_path, "adn", 0, {"split": [1, 1, 1, 1]}, arch="vit_mini", recalibrated=False, accuracy=68.0)
+    evals = finished_evals(tmp_path, "smoke", ["fig7"])
+    assert set(evals["role"]) == set(FIG7_ROLES) and evals["acc1_pct_recalibrated"].isna().all()
+    table = table7(evals, FIG7_ROLES)
+    assert table["base_acc1_recal_pct"].isna().all()
+    (line,) = verdicts("table7", table)
+    assert f"{NO_BATCH_NORM}, n = 1 seed" in line and "stored BatchNorm" not in line
+
+    _record(tmp_path / "convnet", "individual", 0, {"depth": "FFFF"}, recalibrated=False)
+    assert "acc1_pct_recalibrated" not in finished_evals(tmp_path / "convnet", "smoke")
 
 
 def test_finished_evals_of_an_empty_folder_has_the_columns(tmp_path):
