@@ -61,12 +61,14 @@ def cpu_recipe(arch: str, epochs: int, **overrides) -> Recipe:
 
 @register_preset("smoke", "seconds: 2,000 training images, one epoch (tests, CI)")
 def smoke(arch: str, dataset: str):
-    # small batches: 2,000 images make 125 steps, enough for a deep, narrow net to learn;
-    # AlphaNet recalibrates BN statistics on 512 of them per evaluated sub-network
+    # small batches: 2,000 images make 125 steps, enough for a deep, narrow net to learn.
+    # Evaluating 16 sub-networks twice (stored and re-estimated BatchNorm statistics) is most
+    # of a smoke ADN run, so the evaluation sets stay small: 200 validation and 500 test
+    # images, statistics re-estimated (and AlphaNet's recalibrated) on 256 training images.
     return cpu_recipe(arch, epochs=1, batch_size=16, lr=0.05 if not is_transformer(arch) else 1e-3,
-                      warmup_epochs=0.2, train_subset=2000, val_size=500, test_subset=500,
-                      recalibrate_bn_images=512), \
-        {"bn_recalibration_images": 512}
+                      warmup_epochs=0.2, train_subset=2000, val_size=200, test_subset=500,
+                      recalibrate_bn_images=256), \
+        {"bn_recalibration_images": 256}
 
 
 @register_preset("quick", "minutes: one epoch on the full training set (reproduce table1 in ~15 min on 2 cores)")

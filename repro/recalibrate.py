@@ -36,15 +36,22 @@ class _Selected(nn.Module):
         return self.model(images, self.config)
 
 
-def recalibration_images(train_batches, images: int) -> list[torch.Tensor]:
+def recalibration_images(train_batches, images: int, min_batch: int = 1) -> list[torch.Tensor]:
     """The first ``images`` training images of epoch 0 of un-augmented training batches
-    (a ``Batches`` of ``load_data(..., augment=False)``), as a list of batches."""
-    out, kept = [], 0
+    (a ``Batches`` of ``load_data(..., augment=False)``), as a list of batches; consecutive
+    batches are joined until each holds at least ``min_batch`` images (the last may hold
+    fewer): the same images in the same order, in fewer, larger forward passes."""
+    out, pending, kept = [], [], 0
     for batch, _ in train_batches.epoch(0):
-        out.append(batch[: images - kept])
-        kept += len(out[-1])
+        pending.append(batch[: images - kept])
+        kept += len(pending[-1])
+        if sum(map(len, pending)) >= min_batch or kept >= images:
+            out.append(pending[0] if len(pending) == 1 else torch.cat(pending))
+            pending = []
         if kept >= images:
             break
+    if pending:
+        out.append(torch.cat(pending))
     return out
 
 

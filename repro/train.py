@@ -45,8 +45,9 @@ from repro.specs import RunSpec
 LOG_EVERY_STEPS = 50
 # Evaluation batches are at least this large: a small training batch (the smoke preset's 16)
 # made evaluating every sub-network twice (stored and re-estimated statistics) most of a
-# smoke run's time. The mini and quick presets train with 128 already, so their evaluation is
-# as before; BatchNorm statistics are still re-estimated on training-sized batches.
+# smoke run's time. The images on which BatchNorm statistics are re-estimated are joined into
+# batches of that size too (the loader's batches cannot be larger than a tiny training set).
+# The mini and quick presets train with 128 already, so their evaluation is as before.
 MIN_EVAL_BATCH = 128
 
 
@@ -334,7 +335,7 @@ class Trainer:
             settings = {**data_settings(self.spec), "augment": False}
             self._unaugmented_train = load_data(self.spec.dataset, **settings, device=self.device,
                                                 data_path=self.runtime.data_path, workers=self.runtime.workers).train
-        return recalibration_images(self._unaugmented_train, images)
+        return recalibration_images(self._unaugmented_train, images, MIN_EVAL_BATCH)
 
     def final_evaluation(self):
         """Every sub-network on val and test; with ``recalibrate_bn_images``, each also with

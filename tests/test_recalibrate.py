@@ -81,6 +81,9 @@ def test_recalibration_uses_the_first_images_and_only_the_path_of_the_config():
 
     taken = recalibration_images(Fake(), 12)
     assert [len(b) for b in taken] == [8, 4] and torch.equal(taken[1], batches[1][:4])
+    joined = recalibration_images(Fake(), 12, min_batch=10)  # the same images in fewer passes
+    assert [len(b) for b in joined] == [12] and torch.equal(joined[0], torch.cat(taken))
+    assert [len(b) for b in recalibration_images(Fake(), 16, min_batch=8)] == [8, 8]
     model = build_model("resnet_mini", 10, in_channels=1, image_size=28).eval()
     base = used_norms(model, SkipConfig.base_net(4), batches[0])
     super_ = used_norms(model, SkipConfig.super_net(4), batches[0])
