@@ -36,7 +36,8 @@ from repro.recalibrate import arch_has_batch_norm
 from repro.run_lock import RunBusy
 from repro.run_pool import FINISHED, train_concurrently
 from repro.runs import collect_environment, command_line
-from repro.train import Interrupted, Runtime, train
+from repro.stopping import Interrupted
+from repro.train import Runtime, train
 
 
 def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: Runtime = Runtime(), *,

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from repro.errors import ReproError
 from repro.run_lock import RunBusy
 from repro.specs import RunSpec
+from repro.stopping import Interrupted
 
 FINISHED, INTERRUPTED, FAILED, BUSY = "finished", "interrupted", "failed", "busy"
 
@@ -42,7 +43,7 @@ def default_jobs(device: str) -> int:
 
 def _train_one(spec_dict: dict, runtime, threads: int, events) -> tuple[str, str]:
     """Worker: trains one run; returns (status, message). Never raises."""
-    from repro.train import Interrupted, train
+    from repro.train import train
 
     torch.set_num_threads(threads)
     spec = RunSpec.from_dict(spec_dict)

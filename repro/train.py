@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,7 +23,6 @@ from tqdm import tqdm
 from repro import distributed
 from repro.accounting import EpochSums, TrainingDiverged, check_finite  # noqa: F401 (TrainingDiverged: API)
 from repro.capture import compiled
-from repro.checkpoints import CheckpointError, checkpoint_payload, read_checkpoint
 from repro.data import load_data
 from repro.errors import ReproError
 from repro.evaluate import evaluate, evaluate_recalibrated, evaluation_table
@@ -36,23 +33,16 @@ from repro.models import ARCHS
 from repro.optim import lr_factor, make_ema, make_optimizer, set_lr
 from repro.precision import emulated_bf16_warning
 from repro.recalibrate import has_batch_norm, recalibration_images
+from repro.resume import Checkpointer
+from repro.run_data import MIN_EVAL_BATCH, data_settings, mixup_cutmix
 from repro.run_lock import held_by_main
 from repro.runs import RunRecord, run_directory
 from repro.specs import RunSpec
+from repro.stopping import Interrupted, stop_requests
 
 
 # Host reads of the device-side sums: progress line, NaN guard, DDP stop poll.
 LOG_EVERY_STEPS = 50
-# Evaluation batches are at least this large: a small training batch (the smoke preset's 16)
-# made evaluating every sub-network twice (stored and re-estimated statistics) most of a
-# smoke run's time. The images on which BatchNorm statistics are re-estimated are joined into
-# batches of that size too (the loader's batches cannot be larger than a tiny training set).
-# The mini and quick presets train with 128 already, so their evaluation is as before.
-MIN_EVAL_BATCH = 128
-
-
-class Interrupted(ReproError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -132,6 +122,8 @@ class Trainer:
         self.steps_per_epoch = len(self.data.train)
         self.epoch, self.step, self.global_step, self.partial = 0, 0, 0, None
         self._unaugmented_train = None  # loaded on first use (BatchNorm recalibration)
+        self.checkpoints = Checkpointer(spec, record, self.model, self.optimizer, self.scaler, self.ema,
+                                        processes.is_main)
         self.last_checkpoint = time.monotonic()
 
     # ------------------------------------------------------------------ the run
@@ -176,7 +168,7 @@ class Trainer:
             self._end(started, "failed")
             raise
         if self.processes.is_main:
-            torch_save(self.record.model_file, self._model_payload())
+            torch_save(self.record.model_file, self.checkpoints.model_payload())
             self.record.write_evaluation(table)
             self._end(started, "finished")
         return TrainResult(self.record, False, self.model)
@@ -207,7 +199,7 @@ class Trainer:
             read = sums.read()
             read["train_s"] += time.perf_counter() - segment_start
             check_finite(read, f"at epoch {self.epoch + 1}, steps {checked_step + 1}-{self.step}",
-                         self.kept_checkpoint())
+                         self.checkpoints.kept())
             checked_step = self.step
             return read
 
@@ -237,10 +229,6 @@ class Trainer:
         bar.close()
         self.partial = None
         return read
-
-    def kept_checkpoint(self) -> str:
-        return (f"the last good checkpoint, {self.record.checkpoint_file}, is kept"
-                if self.record.checkpoint_file.is_file() else "no checkpoint had been saved yet")
 
     def train_step(self, train_model: nn.Module, images: torch.Tensor, targets: torch.Tensor):
         r = self.recipe
@@ -349,132 +337,16 @@ class Trainer:
         return evaluation_table(model, results, (info.in_channels, info.image_size, info.image_size), again)
 
     # ------------------------------------------------------------------ checkpoints
-    def _model_payload(self) -> dict:
-        payload = checkpoint_payload(self.model)
-        if self.ema is not None:
-            payload["ema_state_dict"] = {k.removeprefix("module."): v for k, v in self.ema.state_dict().items()
-                                         if k.startswith("module.")}
-        return {**payload, "spec": self.spec.to_dict()}
-
     def save_checkpoint(self) -> None:
-        if not self.processes.is_main:
-            return
-        payload = self._model_payload()
-        payload.update({
-            "train_state": {"epoch": self.epoch, "step": self.step, "global_step": self.global_step,
-                            "partial": self.partial},
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler else None,
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-        })
-        torch_save(self.record.checkpoint_file, payload)
+        self.checkpoints.save({"epoch": self.epoch, "step": self.step, "global_step": self.global_step,
+                               "partial": self.partial})
         self.last_checkpoint = time.monotonic()
 
     def resume_point(self) -> tuple[dict | None, dict]:
-        """(where training resumes, what the record's segment notes). ``--resume`` of an
-        unfinished run without a checkpoint (killed in its first epoch) starts it over and
-        says so; a damaged checkpoint is never silently replaced by a new start."""
-        if not self.runtime.resume:
-            return None, {}
-        if self.record.checkpoint_file.exists():
-            return self.restore(), {}
-        if not self.record.exists():
-            return None, {}  # a new run (reproduce passes --resume to every run)
-        epochs = len(self.record.metrics())
-        if epochs:
-            raise ReproError(f"run {self.record.path} has metrics of {epochs} epochs but no checkpoint to resume "
-                             f"from; move the folder away to train the run anew")
-        if self.processes.is_main:
-            tqdm.write(f"warning: run {self.record.path} has no checkpoint to resume from; training it from the "
-                       f"beginning", file=sys.stderr)
-        return None, {"restart": "no checkpoint"}
-
-    def restore(self) -> dict:
-        try:
-            checkpoint = read_checkpoint(self.record.checkpoint_file)
-        except CheckpointError as error:
-            raise CheckpointError(f"cannot resume: {error}; the run was not started over (move the file away "
-                                  f"to train it from the beginning)") from None
-        if checkpoint.get("spec") != self.spec.to_dict():
-            raise ReproError(f"{self.record.checkpoint_file} belongs to another run spec; refusing to resume from it")
-        try:
-            self.model.load_state_dict(checkpoint["state_dict"])
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            if self.scaler is not None:
-                self.scaler.load_state_dict(checkpoint["scaler"])
-            if self.ema is not None:
-                self.ema.load_state_dict(checkpoint["ema"])
-            state = checkpoint["train_state"]
-            rng = checkpoint["rng"]
-        except (KeyError, RuntimeError, ValueError) as error:
-            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ReproError(f"{self.record.checkpoint_file} cannot be resumed from: {detail}") from None
-        torch.set_rng_state(rng["torch"])
-        random.setstate(_as_tuple(rng["python"]))
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        """(where training resumes, what the record's segment notes): ``Checkpointer.resume_point``."""
+        state, notes = self.checkpoints.resume_point(self.runtime.resume)
+        if state is None:
+            return None, notes
         self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
         self.partial = state["partial"]
-        return {"epoch": self.epoch, "step": self.step}
-
-
-def data_settings(spec: RunSpec) -> dict:
-    """The ``load_data`` arguments a spec determines. ``fake`` data takes the shape and
-    class count of the architecture's native input."""
-    r = spec.recipe
-    settings = dict(batch_size=r.batch_size, eval_batch_size=max(r.batch_size, MIN_EVAL_BATCH), seed=spec.seed,
-                    train_subset=r.train_subset, test_subset=r.test_subset, val_size=r.val_size, augment=r.augment,
-                    channels_last=r.channels_last)
-    if spec.dataset == "imagenet":
-        settings.update(auto_augment=r.auto_augment, random_erase=r.random_erase, interpolation=r.interpolation,
-                        val_resize=r.val_resize)
-    if spec.dataset == "fake":
-        arch = ARCHS.get(spec.arch)
-        settings.update(fake_shape=(arch.in_channels, arch.resolution, arch.resolution),
-                        fake_num_classes=arch.num_classes)
-    return settings
-
-
-def _as_tuple(value):
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def mixup_cutmix(recipe, num_classes: int):
-    """torchvision's batch MixUp/CutMix (one of them per batch), as the paper's ViT/Swin recipes."""
-    from torchvision.transforms import v2
-
-    choices = []
-    if recipe.mixup_alpha > 0:
-        choices.append(v2.MixUp(alpha=recipe.mixup_alpha, num_classes=num_classes))
-    if recipe.cutmix_alpha > 0:
-        choices.append(v2.CutMix(alpha=recipe.cutmix_alpha, num_classes=num_classes))
-    return v2.RandomChoice(choices) if choices else None
-
-
-@contextmanager
-def stop_requests():
-    """An Event set by SIGINT/SIGTERM, so the loop can stop after the step in progress and
-    save a checkpoint. A second SIGINT interrupts at once. Once ``event.interrupt_now`` holds
-    a message (nothing left to save), a signal raises ``Interrupted`` with it at once."""
-    event = threading.Event()
-    event.interrupt_now = None
-    if threading.current_thread() is not threading.main_thread():
-        yield event
-        return
-
-    def request(signum, frame):
-        if event.interrupt_now:
-            event.set()
-            raise Interrupted(event.interrupt_now)
-        if event.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        event.set()
-
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield event
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        return {"epoch": self.epoch, "step": self.step}, notes
