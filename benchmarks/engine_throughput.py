@@ -2,7 +2,9 @@
 fp32, measured within one run: resnet_mini, batch 128, channels-last, Fashion-MNIST-sized
 images, the ADN step (Algorithm 1) and the individual FFFF step.
 
-Modes: eager fp32 (the reference); bf16 autocast (CPU with AVX512-BF16/AMX, or GPU);
+Modes: eager fp32 (the reference); bf16 autocast (CPU with AVX512-BF16/AMX, or GPU; on a
+CPU without them as training runs it, matrix products in fp32 kernels: repro/precision.py,
+and PyTorch's own bf16 kernels as a control);
 torch.compile (CUDA: reduce-overhead, i.e. CUDA graphs; CPU: inductor), fp32 and bf16; and
 N concurrent runs in aggregate (N worker processes, eager fp32; on CPU the cores are split
 between them, one thread each by default, against one process using them all).
@@ -30,22 +32,25 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.output import device_name, start_benchmark, write_benchmark  # noqa: E402
 from repro.measure.interleaved import time_interleaved  # noqa: E402
 from repro.measure.train_cost import Workload  # noqa: E402
+from repro.precision import products_in_fp32  # noqa: E402
 
 ARCH, BATCH, SHAPE, CLASSES = "resnet_mini", 128, (1, 28, 28), 10
 STEPS = {"adn": ("adn", None), "individual FFFF": ("individual", "FFFF")}
 
 
-def workload(step: str, device: str, amp=None, compile=False) -> Workload:
+def workload(step: str, device: str, amp=None, compile=False, fp32_products=None) -> Workload:
     torch.manual_seed(0)
     images = torch.randn(BATCH, *SHAPE, device=device)
     targets = torch.randint(0, CLASSES, (BATCH,), device=device)
     method, depth = STEPS[step]
     return Workload(ARCH, method, depth, images, targets, num_classes=CLASSES, channels_last=True, amp=amp,
-                    compile=compile)
+                    compile=compile, fp32_products=fp32_products)
 
 
 def in_process_modes(device: str, use_compile: bool) -> dict[str, dict]:
     modes = {"eager fp32": {}, "bf16 autocast": {"amp": "bf16"}}
+    if products_in_fp32("bf16", device):
+        modes["bf16 autocast, PyTorch's bf16 kernels"] = {"amp": "bf16", "fp32_products": False}
     if use_compile:
         modes.update({"compiled fp32": {"compile": True}, "compiled bf16": {"compile": True, "amp": "bf16"}})
     return modes

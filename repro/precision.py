@@ -1,15 +1,30 @@
-"""Whether a device runs bf16 natively, and what to tell a user whose does not.
+"""Whether a device runs bf16 natively, and how a CPU without bf16 units trains in bf16.
 
-On a CPU, bf16 autocast is fast only with AVX512-BF16 or AMX instructions; without them
-oneDNN emulates it, and a step runs several times slower than in fp32 (resnet_mini's ADN
-step: 8.05 s against 1.16 s on one thread of an AVX2 AMD EPYC, where an AVX512-BF16 one ran
-it 1.47x faster than fp32; benchmarks/engine_throughput.py measures it on yours). The
-``mini`` preset trains with bf16 autocast so that a seed's run is the same spec on every
-machine; on such a CPU it still runs, slowly, and says so.
+On a CPU, PyTorch's bf16 autocast is fast only with AVX512-BF16 or AMX instructions;
+without them its convolutions fall back to slow reference kernels, and a step runs several
+times slower than in fp32 (resnet_mini's ADN step: 8.05 s against 1.16 s on one thread of
+an AVX2 AMD EPYC, where an AVX512-BF16 one ran it 1.47x faster than fp32). The ``mini``
+preset trains with bf16 autocast so that a seed's run is the same spec on every machine.
+On a CPU without bf16 units the training step therefore runs the matrix products of
+autocast (convolutions, matrix multiplications and their gradients) in fp32 kernels on
+bf16 operands and rounds each result once to bf16 (``Bf16ProductsInFp32``): what a bf16
+unit computes, since the products of two bf16 numbers are exact in fp32 and bf16 kernels
+accumulate in fp32 too. Every other operation runs in bf16 as autocast has it. Only the
+summation order differs from a native kernel, as it does between any two machines; the run
+records which kernels it used. benchmarks/engine_throughput.py measures the speed on yours.
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map_only
+
+aten = torch.ops.aten
+# the operations CPU autocast runs in bf16 that reach a matrix-product kernel, forward and backward
+MATRIX_PRODUCTS = frozenset({aten.convolution.default, aten.convolution_backward.default, aten.mm.default,
+                             aten.addmm.default, aten.bmm.default, aten.baddbmm.default})
 
 
 def native_bf16(device: torch.device | str) -> bool | None:
@@ -27,12 +42,54 @@ def native_bf16(device: torch.device | str) -> bool | None:
         return None
 
 
+def products_in_fp32(amp: str | None, device: torch.device | str) -> bool:
+    """Whether a bf16 training step on ``device`` runs its matrix products in fp32 kernels:
+    on a CPU known to lack bf16 units."""
+    return amp == "bf16" and torch.device(device).type == "cpu" and native_bf16(device) is False
+
+
+class Bf16ProductsInFp32(TorchDispatchMode):
+    """While active, each matrix product (``MATRIX_PRODUCTS``) with a bf16 operand runs in
+    fp32 on its operands widened exactly, and its floating-point results are rounded to
+    bf16: the inputs, outputs and fp32 accumulation of a bf16 kernel, at fp32 speed. Other
+    operations and other dtypes run unchanged."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in MATRIX_PRODUCTS or not any(isinstance(a, torch.Tensor) and a.dtype == torch.bfloat16
+                                                  for a in args):
+            return func(*args, **kwargs)
+        widen = lambda t: t.float() if t.dtype == torch.bfloat16 else t  # noqa: E731 - exact
+        result = func(*tree_map_only(torch.Tensor, widen, args), **tree_map_only(torch.Tensor, widen, kwargs))
+        return tree_map_only(torch.Tensor, lambda t: t.bfloat16() if t.is_floating_point() else t, result)
+
+
+def bf16_kernels(amp: str | None, device: torch.device | str) -> AbstractContextManager:
+    """The context a training step of precision ``amp`` runs in on ``device``: fp32 kernels
+    for bf16 matrix products on a CPU without bf16 units, else no change."""
+    return Bf16ProductsInFp32() if products_in_fp32(amp, device) else nullcontext()
+
+
+def bf16_kernel_note(amp: str | None, device: torch.device | str, fp32_products: bool) -> str | None:
+    """What a run's record says about its bf16 kernels (None for a run not in bf16);
+    ``fp32_products``: whether its step runs in ``Bf16ProductsInFp32``."""
+    if amp != "bf16":
+        return None
+    if fp32_products:
+        return "matrix products in fp32 kernels on bf16 operands, results rounded to bf16 (no bf16 units)"
+    return {True: "native", False: "emulated by PyTorch", None: "unknown"}[native_bf16(device)]
+
+
 def emulated_bf16_warning(amp: str | None, device: torch.device | str) -> str | None:
-    """One line for a run that asks for bf16 autocast on a device that would emulate it;
+    """One line for a run that asks for bf16 autocast on a device without bf16 units;
     None when there is nothing to say."""
     if amp != "bf16" or native_bf16(device) is not False:
         return None
     device = torch.device(device)
-    lacking = "AVX512-BF16 or AMX instructions" if device.type == "cpu" else "bf16 units (compute capability < 8.0)"
-    return (f"warning: bf16 autocast on this {device.type.upper()} is emulated (no {lacking}): each step runs "
-            f"several times slower than fp32 here, and times estimated from other machines' runs do not hold")
+    if device.type == "cpu":
+        return ("note: this CPU has no bf16 units (AVX512-BF16 or AMX): the bf16 step runs its matrix products in "
+                "fp32 kernels with bf16 rounding (repro/precision.py), slower than fp32 here, and times estimated "
+                "from other machines' runs do not hold")
+    return (f"warning: bf16 autocast on this {device.type.upper()} is emulated (no bf16 units, compute capability "
+            f"< 8.0): each step runs several times slower than fp32 here, and times estimated from other "
+            f"machines' runs do not hold")

@@ -31,7 +31,7 @@ from repro.methods import METHODS, StepContext, check_options
 from repro.methods.losses import soft_cross_entropy
 from repro.models import ARCHS
 from repro.optim import lr_factor, make_ema, make_optimizer, set_lr
-from repro.precision import emulated_bf16_warning
+from repro.precision import Bf16ProductsInFp32, bf16_kernel_note, emulated_bf16_warning, products_in_fp32
 from repro.recalibrate import has_batch_norm, recalibration_images
 from repro.resume import Checkpointer
 from repro.run_data import MIN_EVAL_BATCH, data_settings, mixup_cutmix
@@ -116,6 +116,8 @@ class Trainer:
         self.optimizer_step = compiled(self.optimizer.step, self.device) if r.compile else self.optimizer.step
         self.ema = make_ema(self.model, r, processes.world_size)
         self.scaler = torch.amp.GradScaler("cuda") if r.amp == "fp16" else None
+        # a CPU without bf16 units: bf16 matrix products in fp32 kernels (a compiled step leaves them to inductor)
+        self.fp32_products = products_in_fp32(r.amp, self.device) and not r.compile
         self.mix = mixup_cutmix(r, info.num_classes)
         prepare = self.method.prepare
         self.method_state = prepare(spec, info, runtime.results_dir, self.device) if prepare else None
@@ -136,7 +138,9 @@ class Trainer:
         self.processes.barrier()
         data = {"dataset": self.data.info.name,
                 "sources": [{"file": f, "sha256": h} for f, h in self.data.info.sources]}
-        started = (self.record.start_segment(resumed_from, **restart, data=data, device=str(self.device))
+        kernels = bf16_kernel_note(self.recipe.amp, self.device, self.fp32_products)
+        precision = {"bf16_kernels": kernels} if kernels else {}
+        started = (self.record.start_segment(resumed_from, **restart, data=data, device=str(self.device), **precision)
                    if self.processes.is_main else 0.0)
         train_model = self.model
         if self.processes.distributed:
@@ -241,7 +245,8 @@ class Trainer:
             criterion=lambda logits, t: soft_cross_entropy(logits, t, r.label_smoothing),
             backward=lambda loss: (self.scaler.scale(loss) if self.scaler else loss).backward(),
             autocast=self._autocast, seed=self.spec.seed, global_step=self.global_step, state=self.method_state)
-        result = self.method.train_step(images, targets, ctx)
+        with Bf16ProductsInFp32() if self.fp32_products else nullcontext():
+            result = self.method.train_step(images, targets, ctx)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if r.clip_grad_norm is not None:

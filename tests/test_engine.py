@@ -95,7 +95,8 @@ def test_cpu_bf16_run_trains_and_records_it(tmp_path, monkeypatch, capsys):
     spec = make_spec("resnet_mini", "adn", "fashion_mnist", "smoke", recipe={"amp": "bf16", "train_subset": 512})
     result = train(spec, Runtime(results_dir=str(tmp_path), device="cpu", progress=False))
     assert result.record.spec().recipe.amp == "bf16"
-    assert capsys.readouterr().err.count("bf16 autocast on this CPU is emulated") == 1  # it runs, and says why slowly
+    assert capsys.readouterr().err.count("this CPU has no bf16 units") == 1  # it runs, and says how
+    assert "fp32 kernels" in result.record.env()["segments"][-1]["bf16_kernels"]  # and records it
     table = result.record.evaluation()
     assert {"acc1_pct_recalibrated", "acc5_pct_recalibrated", "loss_recalibrated"} <= set(table.columns)
 

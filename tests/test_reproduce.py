@@ -115,17 +115,17 @@ def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     assert not (tmp_path / "quick" / "runs").exists()
 
 
-def test_a_dry_run_warns_when_its_bf16_runs_would_be_emulated_here(tmp_path, monkeypatch):
+def test_a_dry_run_says_when_its_bf16_runs_would_train_without_bf16_units_here(tmp_path, monkeypatch):
     from repro import precision
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     command = ["reproduce", "table1", "--preset", "mini", "--arch", "resnet_mini", "--dry-run", "--results-dir",
                str(tmp_path), "--device", "cpu"]
     result = CliRunner().invoke(cli, command)
     assert result.exit_code == 0, result.output
-    assert result.output.count("bf16 autocast on this CPU is emulated") == 1  # once, not once per run
-    assert "emulated" not in CliRunner().invoke(cli, [*command, "--no-train"]).output  # nothing to train
+    assert result.output.count("this CPU has no bf16 units") == 1  # once, not once per run
+    assert "bf16 units" not in CliRunner().invoke(cli, [*command, "--no-train"]).output  # nothing to train
     monkeypatch.setattr(precision, "native_bf16", lambda device: True)
-    assert "emulated" not in CliRunner().invoke(cli, command).output
+    assert "bf16 units" not in CliRunner().invoke(cli, command).output
 
 
 def test_a_run_to_resume_is_estimated_by_the_epochs_it_has_left(tmp_path):

@@ -17,6 +17,7 @@ from repro.measure.interleaved import time_interleaved
 from repro.methods import METHODS, StepContext
 from repro.methods.losses import soft_cross_entropy
 from repro.models import build_individual, build_model, num_stages
+from repro.precision import Bf16ProductsInFp32, products_in_fp32
 from repro.specs import MethodOptions
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
@@ -42,7 +43,9 @@ class Workload:
 
     def __init__(self, arch: str, method: str, depth: str | None, images: torch.Tensor, targets: torch.Tensor, *,
                  num_classes: int, channels_last: bool = False, teacher=None, options: MethodOptions | None = None,
-                 amp: str | None = None, compile: bool = False):
+                 amp: str | None = None, compile: bool = False, fp32_products: bool | None = None):
+        """``fp32_products``: run bf16 matrix products in fp32 kernels (``repro.precision``);
+        None decides as training does."""
         self.method = METHODS.get(method)
         shape = dict(in_channels=images.shape[1], image_size=images.shape[-1])
         if depth is None:
@@ -66,6 +69,9 @@ class Workload:
 
             self.forward = compiled(self.model, images.device, configs=len(self.model.configs()))
         self.optimizer_step = compiled(self.optimizer.step, images.device) if compile else self.optimizer.step
+        if fp32_products is None:
+            fp32_products = products_in_fp32(amp, images.device) and not compile
+        self.products = Bf16ProductsInFp32 if fp32_products else nullcontext
 
     def step(self) -> dict[str, torch.Tensor]:
         """One training step; returns its (detached) losses."""
@@ -73,7 +79,8 @@ class Workload:
         ctx = StepContext(model=self.forward, module=self.model, options=self.options,
                           criterion=soft_cross_entropy, backward=lambda loss: loss.backward(),
                           autocast=self.autocast, seed=0, global_step=self.global_step, state=self.teacher)
-        result = self.method.train_step(self.images, self.targets, ctx)
+        with self.products():
+            result = self.method.train_step(self.images, self.targets, ctx)
         self.optimizer_step()
         self.global_step += 1
         return result.losses
