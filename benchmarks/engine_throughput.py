@@ -12,7 +12,7 @@ between them, one thread each by default, against one process using them all).
     python benchmarks/engine_throughput.py [--steps 12] [--jobs 2] [--no-compile] [--device cpu|cuda]
 
 Writes results/benchmarks/engine_throughput-<cpu|cuda>.json (-cpu-no-bf16.json on a CPU that
-emulates bf16: repro/precision.py) with provenance and prints the table. In-process modes are
+has no bf16 units: repro/precision.py) with provenance and prints the table. In-process modes are
 timed interleaved (repro.measure.interleaved.time_interleaved).
 """
 from __future__ import annotations

@@ -28,7 +28,7 @@ def start_benchmark() -> None:
 
 
 def device_kind(device: str, by_bf16: bool = False) -> str:
-    """"cuda" or "cpu"; ``by_bf16``: "cpu-no-bf16" for a CPU that would emulate bf16, whose
+    """"cuda" or "cpu"; ``by_bf16``: "cpu-no-bf16" for a CPU without bf16 units, whose
     bf16 timings are of another kind (``repro.precision``)."""
     if device.startswith("cuda"):
         return "cuda"

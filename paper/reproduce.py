@@ -31,7 +31,7 @@ from repro.distributed import resolve_device
 from repro.errors import ReproError
 from repro.evaluate import RECALIBRATED
 from repro.files import atomic_write, check_writable, write_json, write_text
-from repro.precision import emulated_bf16_warning
+from repro.precision import missing_bf16_units_note
 from repro.recalibrate import arch_has_batch_norm
 from repro.run_lock import RunBusy
 from repro.run_pool import FINISHED, train_concurrently
@@ -62,7 +62,7 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
          + expected_time(bool(todo) and not no_train, total, bool(to_measure), measure_s))
     for line in lines + measure_lines:
         echo(line)
-    for warning in bf16_warnings(todo, runtime.device) if not no_train else ():
+    for warning in bf16_notes(todo, runtime.device) if not no_train else ():
         echo(warning)  # the estimates above come from runs on machines with bf16 units
     if dry_run:
         return []
@@ -84,14 +84,14 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
     return written
 
 
-def bf16_warnings(runs: list[PlannedRun], device_choice: str) -> set[str]:
-    """``emulated_bf16_warning`` for the runs to train on ``device_choice``; none for a
+def bf16_notes(runs: list[PlannedRun], device_choice: str) -> set[str]:
+    """``missing_bf16_units_note`` for the runs to train on ``device_choice``; none for a
     device this machine does not have (a dry run planning a GPU elsewhere)."""
     try:
         device = resolve_device(device_choice)
     except ReproError:
         return set()
-    return {emulated_bf16_warning(p.spec.recipe.amp, device) for p in runs} - {None}
+    return {missing_bf16_units_note(p.spec.recipe.amp, device) for p in runs} - {None}
 
 
 def measure_before_training(artifacts: list[Artifact], study: Study, runtime: Runtime, echo) -> None:

@@ -7,24 +7,25 @@ an AVX2 AMD EPYC, where an AVX512-BF16 one ran it 1.47x faster than fp32). The `
 preset trains with bf16 autocast so that a seed's run is the same spec on every machine.
 On a CPU without bf16 units the training step therefore runs the matrix products of
 autocast (convolutions, matrix multiplications and their gradients) in fp32 kernels on
-bf16 operands and rounds each result once to bf16 (``Bf16ProductsInFp32``): what a bf16
+bf16 operands and rounds each result once to bf16 (``bf16_products_in_fp32``): what a bf16
 unit computes, since the products of two bf16 numbers are exact in fp32 and bf16 kernels
-accumulate in fp32 too. Every other operation runs in bf16 as autocast has it. Only the
+accumulate in fp32 too. Every other operation, attention included, runs as autocast has it. Only the
 summation order differs from a native kernel, as it does between any two machines; the run
 records which kernels it used. benchmarks/engine_throughput.py measures the speed on yours.
 """
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+import warnings
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Iterator
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_map_only
 
-aten = torch.ops.aten
-# the operations CPU autocast runs in bf16 that reach a matrix-product kernel, forward and backward
-MATRIX_PRODUCTS = frozenset({aten.convolution.default, aten.convolution_backward.default, aten.mm.default,
-                             aten.addmm.default, aten.bmm.default, aten.baddbmm.default})
+# the matrix products among the operations CPU autocast runs in bf16 (its lower-precision list);
+# attention keeps autocast's own bf16 kernel
+MATRIX_PRODUCTS = ("conv1d", "conv1d.padding", "conv2d", "conv2d.padding", "conv3d", "conv3d.padding", "linear",
+                   "matmul", "mm", "bmm", "addmm", "baddbmm", "addbmm")
+WIDENED = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def native_bf16(device: torch.device | str) -> bool | None:
@@ -48,31 +49,50 @@ def products_in_fp32(amp: str | None, device: torch.device | str) -> bool:
     return amp == "bf16" and torch.device(device).type == "cpu" and native_bf16(device) is False
 
 
-class Bf16ProductsInFp32(TorchDispatchMode):
-    """While active, each matrix product (``MATRIX_PRODUCTS``) with a bf16 operand runs in
-    fp32 on its operands widened exactly, and its floating-point results are rounded to
-    bf16: the inputs, outputs and fp32 accumulation of a bf16 kernel, at fp32 speed. Other
-    operations and other dtypes run unchanged."""
+def _bf16_valued(value):
+    """An fp32 tensor holding the bf16 value that autocast would pass (widened exactly)."""
+    if isinstance(value, torch.Tensor) and value.dtype in WIDENED:
+        return value.to(torch.bfloat16).float()
+    return value
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func not in MATRIX_PRODUCTS or not any(isinstance(a, torch.Tensor) and a.dtype == torch.bfloat16
-                                                  for a in args):
-            return func(*args, **kwargs)
-        widen = lambda t: t.float() if t.dtype == torch.bfloat16 else t  # noqa: E731 - exact
-        result = func(*tree_map_only(torch.Tensor, widen, args), **tree_map_only(torch.Tensor, widen, kwargs))
-        return tree_map_only(torch.Tensor, lambda t: t.bfloat16() if t.is_floating_point() else t, result)
+
+def _product_in_fp32(op):
+    def product(*args, **kwargs):
+        with torch.autocast("cpu", enabled=False):
+            result = op(*map(_bf16_valued, args), **{k: _bf16_valued(v) for k, v in kwargs.items()})
+        return result.to(torch.bfloat16)
+    return product
+
+
+@contextmanager
+def bf16_products_in_fp32() -> Iterator[None]:
+    """While open, CPU autocast runs each matrix product (``MATRIX_PRODUCTS``) in an fp32
+    kernel on its operands rounded to bf16 and rounds the result to bf16: the inputs,
+    outputs and fp32 accumulation of a bf16 unit, at fp32 speed. The gradients follow the
+    same rule, as autograd sees the roundings: each gradient reaching a product is bf16,
+    each it hands back is rounded to bf16. Everything else autocast does is unchanged."""
+    library = torch.library.Library("aten", "IMPL")  # autocast's own kernels return when it is destroyed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "overriding a previously registered kernel": autocast's, on purpose
+        for name in MATRIX_PRODUCTS:
+            packet, _, overload = name.partition(".")
+            op = getattr(getattr(torch.ops.aten, packet), overload or "default")
+            library.impl(name, _product_in_fp32(op), "AutocastCPU")
+    try:
+        yield
+    finally:
+        library._destroy()
 
 
 def bf16_kernels(amp: str | None, device: torch.device | str) -> AbstractContextManager:
     """The context a training step of precision ``amp`` runs in on ``device``: fp32 kernels
     for bf16 matrix products on a CPU without bf16 units, else no change."""
-    return Bf16ProductsInFp32() if products_in_fp32(amp, device) else nullcontext()
+    return bf16_products_in_fp32() if products_in_fp32(amp, device) else nullcontext()
 
 
 def bf16_kernel_note(amp: str | None, device: torch.device | str, fp32_products: bool) -> str | None:
     """What a run's record says about its bf16 kernels (None for a run not in bf16);
-    ``fp32_products``: whether its step runs in ``Bf16ProductsInFp32``."""
+    ``fp32_products``: whether its step runs in ``bf16_products_in_fp32``."""
     if amp != "bf16":
         return None
     if fp32_products:
@@ -80,7 +100,7 @@ def bf16_kernel_note(amp: str | None, device: torch.device | str, fp32_products:
     return {True: "native", False: "emulated by PyTorch", None: "unknown"}[native_bf16(device)]
 
 
-def emulated_bf16_warning(amp: str | None, device: torch.device | str) -> str | None:
+def missing_bf16_units_note(amp: str | None, device: torch.device | str) -> str | None:
     """One line for a run that asks for bf16 autocast on a device without bf16 units;
     None when there is nothing to say."""
     if amp != "bf16" or native_bf16(device) is not False:

@@ -31,7 +31,7 @@ from repro.methods import METHODS, StepContext, check_options
 from repro.methods.losses import soft_cross_entropy
 from repro.models import ARCHS
 from repro.optim import lr_factor, make_ema, make_optimizer, set_lr
-from repro.precision import Bf16ProductsInFp32, bf16_kernel_note, emulated_bf16_warning, products_in_fp32
+from repro.precision import bf16_products_in_fp32, bf16_kernel_note, missing_bf16_units_note, products_in_fp32
 from repro.recalibrate import has_batch_norm, recalibration_images
 from repro.resume import Checkpointer
 from repro.run_data import MIN_EVAL_BATCH, data_settings, mixup_cutmix
@@ -133,7 +133,7 @@ class Trainer:
         resumed_from, restart = self.resume_point()
         if self.processes.is_main and not self.record.exists():
             self.record.create(self.spec)
-        if self.processes.is_main and (warning := emulated_bf16_warning(self.recipe.amp, self.device)):
+        if self.processes.is_main and (warning := missing_bf16_units_note(self.recipe.amp, self.device)):
             tqdm.write(warning, file=sys.stderr)
         self.processes.barrier()
         data = {"dataset": self.data.info.name,
@@ -245,7 +245,7 @@ class Trainer:
             criterion=lambda logits, t: soft_cross_entropy(logits, t, r.label_smoothing),
             backward=lambda loss: (self.scaler.scale(loss) if self.scaler else loss).backward(),
             autocast=self._autocast, seed=self.spec.seed, global_step=self.global_step, state=self.method_state)
-        with Bf16ProductsInFp32() if self.fp32_products else nullcontext():
+        with bf16_products_in_fp32() if self.fp32_products else nullcontext():
             result = self.method.train_step(images, targets, ctx)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)

@@ -17,9 +17,9 @@ from tests.conftest import needs_fashion
 
 @pytest.mark.parametrize("amp, native, warned", [("bf16", False, True), ("bf16", True, False),
                                                  ("bf16", None, False), (None, False, False)])
-def test_only_bf16_on_a_device_that_would_emulate_it_is_warned_about(monkeypatch, amp, native, warned):
+def test_only_bf16_on_a_device_without_bf16_units_gets_a_note(monkeypatch, amp, native, warned):
     monkeypatch.setattr(precision, "native_bf16", lambda device: native)
-    warning = precision.emulated_bf16_warning(amp, "cpu")
+    warning = precision.missing_bf16_units_note(amp, "cpu")
     assert (warning is not None) == warned
     assert warning is None or "AVX512-BF16 or AMX" in warning
 

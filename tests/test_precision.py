@@ -1,11 +1,13 @@
 """bf16 training on a CPU without bf16 units: matrix products in fp32 kernels compute what
 a bf16 unit computes (bf16 operands, exact products, one rounding of each result)."""
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from repro import precision
-from repro.precision import Bf16ProductsInFp32
+from repro.precision import bf16_products_in_fp32
 
 
 def rounded(t: torch.Tensor) -> torch.Tensor:
@@ -39,7 +41,7 @@ def test_products_and_their_gradients_are_those_of_a_bf16_unit(layer):
     fn, *shapes = LAYERS[layer]
     torch.manual_seed(0)
     x, w, b = (torch.randn(s, requires_grad=True) if s else None for s in shapes)
-    with Bf16ProductsInFp32():
+    with bf16_products_in_fp32():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             y = fn(x, w, b)
         grad = torch.randn(y.shape)
@@ -58,7 +60,7 @@ def test_the_forward_product_agrees_with_pytorchs_own_bf16_kernel():
     x = torch.randn(4, 16, 12, 12)
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
         own = conv(x).double()
-        with Bf16ProductsInFp32():
+        with bf16_products_in_fp32():
             ours = conv(x).double()
     differs = (ours - own).abs() > own.abs() * 2 ** -7
     assert float(differs.float().mean()) < 1e-3
@@ -68,11 +70,20 @@ def test_fp32_work_and_other_operations_are_left_alone():
     torch.manual_seed(0)
     x, w = torch.randn(4, 8, 6, 6), torch.randn(8, 8, 3, 3)
     plain = F.batch_norm(F.conv2d(x, w), None, None, training=True)
-    with Bf16ProductsInFp32():
+    with bf16_products_in_fp32():
         same = F.batch_norm(F.conv2d(x, w), None, None, training=True)
         norm = F.batch_norm(x.bfloat16(), None, None, training=True)
     assert torch.equal(plain, same)
     assert norm.dtype == torch.bfloat16
+
+
+def test_autocasts_own_kernels_return_afterwards():
+    before = {name: torch._C._dispatch_dump(f"aten::{name.partition('.')[0]}") for name in precision.MATRIX_PRODUCTS}
+    with bf16_products_in_fp32():
+        during = torch._C._dispatch_dump("aten::conv2d")
+    assert during != before["conv2d"]
+    assert {name: torch._C._dispatch_dump(f"aten::{name.partition('.')[0]}")
+            for name in precision.MATRIX_PRODUCTS} == before
 
 
 @pytest.mark.parametrize("native, device, amp, used", [(False, "cpu", "bf16", True), (True, "cpu", "bf16", False),
@@ -80,7 +91,7 @@ def test_fp32_work_and_other_operations_are_left_alone():
 def test_only_a_cpu_known_to_lack_bf16_units_runs_products_in_fp32(monkeypatch, native, device, amp, used):
     monkeypatch.setattr(precision, "native_bf16", lambda d: native)
     assert precision.products_in_fp32(amp, device) == used
-    assert isinstance(precision.bf16_kernels(amp, device), Bf16ProductsInFp32) == used
+    assert (not isinstance(precision.bf16_kernels(amp, device), contextlib.nullcontext)) == used
     note = precision.bf16_kernel_note(amp, device, used)
     assert (note is None) == (amp is None)
     assert note is None or ("fp32 kernels" in note) == used

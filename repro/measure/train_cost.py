@@ -17,7 +17,7 @@ from repro.measure.interleaved import time_interleaved
 from repro.methods import METHODS, StepContext
 from repro.methods.losses import soft_cross_entropy
 from repro.models import build_individual, build_model, num_stages
-from repro.precision import Bf16ProductsInFp32, products_in_fp32
+from repro.precision import bf16_products_in_fp32, products_in_fp32
 from repro.specs import MethodOptions
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
@@ -71,7 +71,7 @@ class Workload:
         self.optimizer_step = compiled(self.optimizer.step, images.device) if compile else self.optimizer.step
         if fp32_products is None:
             fp32_products = products_in_fp32(amp, images.device) and not compile
-        self.products = Bf16ProductsInFp32 if fp32_products else nullcontext
+        self.products = bf16_products_in_fp32 if fp32_products else nullcontext
 
     def step(self) -> dict[str, torch.Tensor]:
         """One training step; returns its (detached) losses."""
