@@ -9,14 +9,14 @@ On a CPU without bf16 units the training step therefore runs the matrix products
 autocast (convolutions, matrix multiplications and their gradients) in fp32 kernels on
 bf16 operands and rounds each result once to bf16 (``bf16_products_in_fp32``): what a bf16
 unit computes, since the products of two bf16 numbers are exact in fp32 and bf16 kernels
-accumulate in fp32 too. Every other operation, attention included, runs as autocast has it. Only the
-summation order differs from a native kernel, as it does between any two machines; the run
-records which kernels it used. benchmarks/engine_throughput.py measures the speed on yours.
+accumulate in fp32 too. Every other operation, attention included, runs as autocast has
+it. Only the summation order differs from a native kernel, as it does between any two
+machines; the run records which kernels it used. benchmarks/engine_throughput.py measures the speed on yours.
 """
 from __future__ import annotations
 
 import warnings
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Iterator
 
 import torch
@@ -82,12 +82,6 @@ def bf16_products_in_fp32() -> Iterator[None]:
         yield
     finally:
         library._destroy()
-
-
-def bf16_kernels(amp: str | None, device: torch.device | str) -> AbstractContextManager:
-    """The context a training step of precision ``amp`` runs in on ``device``: fp32 kernels
-    for bf16 matrix products on a CPU without bf16 units, else no change."""
-    return bf16_products_in_fp32() if products_in_fp32(amp, device) else nullcontext()
 
 
 def bf16_kernel_note(amp: str | None, device: torch.device | str, fp32_products: bool) -> str | None:
