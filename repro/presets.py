@@ -8,10 +8,11 @@ the command, the time it takes.
 - ``mini``: the CPU-sized study, trained to convergence: 15 epochs, bf16 autocast (on this
   project's CPUs, with AVX512-BF16/AMX, a resnet_mini ADN step ran 1.47x faster than fp32 with
   losses within a few percent: benchmarks/engine_throughput.py; on a GPU bf16 as well, so a
-  seed's run is the same spec everywhere; a CPU without those units runs bf16's matrix products
-  in fp32 kernels, x0.67 of fp32 on an AVX2 EPYC, ``repro.precision``); a ``resnet_mini`` ADN run takes about 40 minutes
-  on 2 CPU cores and a few minutes on one GPU. ``torch.compile`` stays off: on the CPU it did
-  not speed the step up (x0.90 fp32, x1.0 bf16), and the CUDA-graph capture is unmeasured.
+  seed's run is the same spec everywhere; a CPU without those units runs bf16's matrix
+  products in fp32 kernels, x0.88 of fp32 on an AVX2 EPYC: ``repro.precision``); a
+  ``resnet_mini`` ADN run takes about 40 minutes on 2 CPU cores with bf16 units (without them
+  about 2.4 h, from 0.78 steps/s per run with two at a time) and a few minutes on one GPU.
+  ``torch.compile`` stays off: on the CPU it did not speed the step up (x0.90 fp32, x1.0 bf16), and the CUDA-graph capture is unmeasured.
 - ``paper``: the official ImageNet recipes (github wchkang/depth README, 4 GPUs with
   ``torchrun --nproc_per_node=4``); batch sizes are per process.
 """
