@@ -43,10 +43,10 @@ def native_bf16(device: torch.device | str) -> bool | None:
         return None
 
 
-def products_in_fp32(amp: str | None, device: torch.device | str) -> bool:
+def products_in_fp32(amp: str | None, device: torch.device | str, compiled: bool = False) -> bool:
     """Whether a bf16 training step on ``device`` runs its matrix products in fp32 kernels:
-    on a CPU known to lack bf16 units."""
-    return amp == "bf16" and torch.device(device).type == "cpu" and native_bf16(device) is False
+    on a CPU known to lack bf16 units, unless the step is compiled (inductor then decides)."""
+    return amp == "bf16" and not compiled and torch.device(device).type == "cpu" and native_bf16(device) is False
 
 
 def _bf16_valued(value):

@@ -116,8 +116,7 @@ class Trainer:
         self.optimizer_step = compiled(self.optimizer.step, self.device) if r.compile else self.optimizer.step
         self.ema = make_ema(self.model, r, processes.world_size)
         self.scaler = torch.amp.GradScaler("cuda") if r.amp == "fp16" else None
-        # a CPU without bf16 units: bf16 matrix products in fp32 kernels (a compiled step leaves them to inductor)
-        self.fp32_products = products_in_fp32(r.amp, self.device) and not r.compile
+        self.fp32_products = products_in_fp32(r.amp, self.device, compiled=r.compile)
         self.mix = mixup_cutmix(r, info.num_classes)
         prepare = self.method.prepare
         self.method_state = prepare(spec, info, runtime.results_dir, self.device) if prepare else None

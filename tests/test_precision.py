@@ -89,6 +89,7 @@ def test_autocasts_own_kernels_return_afterwards():
 def test_only_a_cpu_known_to_lack_bf16_units_runs_products_in_fp32(monkeypatch, native, device, amp, used):
     monkeypatch.setattr(precision, "native_bf16", lambda d: native)
     assert precision.products_in_fp32(amp, device) == used
+    assert not precision.products_in_fp32(amp, device, compiled=True)  # inductor's own choice
     note = precision.bf16_kernel_note(amp, device, used)
     assert (note is None) == (amp is None)
     assert note is None or ("fp32 kernels" in note) == used

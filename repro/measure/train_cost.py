@@ -70,7 +70,7 @@ class Workload:
             self.forward = compiled(self.model, images.device, configs=len(self.model.configs()))
         self.optimizer_step = compiled(self.optimizer.step, images.device) if compile else self.optimizer.step
         if fp32_products is None:
-            fp32_products = products_in_fp32(amp, images.device) and not compile
+            fp32_products = products_in_fp32(amp, images.device, compiled=compile)
         self.products = bf16_products_in_fp32 if fp32_products else nullcontext
 
     def step(self) -> dict[str, torch.Tensor]:
