@@ -11,7 +11,7 @@ the command, the time it takes.
   seed's run is the same spec everywhere; a CPU without those units runs bf16's matrix
   products in fp32 kernels, x0.88 of fp32 on an AVX2 EPYC: ``repro.precision``); a
   ``resnet_mini`` ADN run takes about 40 minutes on 2 CPU cores with bf16 units (without them
-  about 2.4 h, from 0.78 steps/s per run with two at a time) and a few minutes on one GPU.
+  about 2 h: epochs of 450-470 s with two runs at a time) and a few minutes on one GPU.
   ``torch.compile`` stays off: on the CPU it did not speed the step up (x0.90 fp32, x1.0
   bf16), and the CUDA-graph capture is unmeasured.
 - ``paper``: the official ImageNet recipes (github wchkang/depth README, 4 GPUs with
