@@ -40,19 +40,26 @@ def commits_text(identities: list[dict]) -> str:
 
 def run_summary(runs_folder: Path) -> list[str]:
     """One line per finished run: id, where it ran, its commits and wall time; then the unfinished count."""
-    lines, unfinished = [], 0
+    lines, unfinished, lower_bounds = [], 0, 0
     for spec_file in sorted(runs_folder.glob("*/spec.json")):
         record = RunRecord(spec_file.parent)
         if not record.is_finished():
             unfinished += 1
             continue
-        env = record.env()
-        device = record.device_names()
-        wall = f"{env['wall_s'] / 3600:.2f} h" if env.get("wall_s") else "?"
-        lines.append(f"| `{record.path.name}` | {device} | {commits_text(record.code_identities())} | {wall} |")
+        seconds, complete = record.wall_time()
+        lower_bounds += not complete
+        wall = f"{'>= ' if not complete else ''}{seconds / 3600:.2f} h" if seconds else "?"
+        lines.append(f"| `{record.path.name}` | {record.device_names()} | {commits_text(record.code_identities())} "
+                     f"| {wall} |")
     header = ["| finished run | device | commits (+: uncommitted changes) | wall time |", "|---|---|---|---|"]
-    return (header if lines else []) + lines + ["", f"{len(lines)} finished, {unfinished} under way (not used by "
-                                                    "any table)."]
+    footer = [f"{len(lines)} finished, {unfinished} under way (not used by any table)."]
+    if lower_bounds:
+        footer.append(f"A wall time with >= is a lower bound ({lower_bounds} run{'s' * (lower_bounds > 1)}): a "
+                      "training process of the run "
+                      "was killed (a session's end, a machine taken back), and the time it spent after its last "
+                      "checkpoint, or all of it where it was recorded before segments noted their checkpoints, "
+                      "went unrecorded.")
+    return (header if lines else []) + lines + ["", " ".join(footer)]
 
 
 def write_claims(results_dir: str | Path = "results", preset: str = "mini") -> Path:

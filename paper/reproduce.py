@@ -267,14 +267,18 @@ def write_artifact(art: Artifact, study: Study, plan: dict[str, PlannedRun], see
         paths = [save_figure(output, folder / f"{stem}.png"), save_figure(output, folder / f"{stem}.pdf")]
         plt.close(output)
     envs = [r.record.env() for r in runs]
+    walls = [r.record.wall_time() for r in runs]
     provenance = {
         "artifact": art.name, "title": art.title, "preset": study.preset, "dataset": study.dataset,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command_line(),
         "build_s": round(time.perf_counter() - started, 1),
         "reproduce_wall_s": round(time.perf_counter() - reproduce_started, 1),
-        "training_wall_s": sum(env.get("wall_s") or 0 for env in envs),
-        "runs": [{"role": r.role, "run_id": r.record.path.name, "seed": r.seed, "wall_s": env.get("wall_s"),
-                  "git": env.get("git"), "hardware": r.record.device_names()} for r, env in zip(runs, envs)],
+        "training_wall_s": sum(wall or 0 for wall, _ in walls),
+        # False where a run's killed segment left its time after the last checkpoint unrecorded
+        "training_wall_s_complete": all(complete for _, complete in walls),
+        "runs": [{"role": r.role, "run_id": r.record.path.name, "seed": r.seed, "wall_s": wall,
+                  "wall_s_complete": complete, "git": env.get("git"), "hardware": r.record.device_names()}
+                 for r, env, (wall, complete) in zip(runs, envs, walls)],
         "measurements": list(art.measurements), "unfinished_runs": missing, **collect_environment()}
     paths.append(write_json(folder / f"{stem}.provenance.json", provenance))
     echo(f"wrote {', '.join(str(p) for p in paths[:-1])}")

@@ -3,7 +3,9 @@
     <results>/<preset>/runs/<run_id>/
         spec.json       the RunSpec (what was trained)
         env.json        provenance: git commit and dirty flag, versions, hardware, command,
-                        wall time, status ("running" | "interrupted" | "failed" | "finished")
+                        wall time, status ("running" | "interrupted" | "failed" | "finished"),
+                        and one segment per start or resume (a segment whose process was
+                        killed is closed as "killed" when the next one starts)
         metrics.jsonl   one JSON line per epoch
         eval.csv        the finished model's sub-networks on val and test:
                         split,skip,acc1_pct,acc5_pct,loss,gflops,params_m
@@ -137,6 +139,9 @@ class RunRecord:
         # the run keeps the commit it was started with; each segment names its own, and its hardware
         env.update({key: value for key, value in now.items() if key != "git"})
         env["status"] = "running"
+        for segment in env["segments"]:
+            if "status" not in segment:
+                _close_killed(env, segment)
         env["segments"].append({"started_at": _now(), "resumed_from": resumed_from, **fields,
                                 "command": command_line(), "git": now["git"], "hardware": now["hardware"]})
         write_json(self.env_file, env)
@@ -151,6 +156,24 @@ class RunRecord:
         env.update(fields)
         write_json(self.env_file, env)
 
+    def checkpointed(self, started: float) -> None:
+        """Notes in the open segment that a checkpoint was just saved, and the segment's time
+        so far: if the process is then killed (SIGKILL, a machine taken back), the next
+        segment closes this one as ``killed`` with the time up to that checkpoint."""
+        env = self.env()
+        elapsed = time.perf_counter() - started
+        env["segments"][-1].update({"checkpointed_at": _now(), "wall_s_to_checkpoint": round(elapsed, 1)})
+        write_json(self.env_file, env)
+
+    def wall_time(self) -> tuple[float | None, bool]:
+        """(seconds of training recorded, whether that is all of it): a killed segment counts
+        up to its last checkpoint, and one killed before any checkpoint (or recorded before
+        2026-11-28, when segments began noting their checkpoints) not at all, so the record
+        then holds a lower bound."""
+        env = self.env()
+        killed = any(segment.get("status", "killed") == "killed" for segment in env.get("segments", [])[:-1])
+        return env.get("wall_s"), not killed
+
     def append_metrics(self, line: dict) -> None:
         append_line(self.metrics_file, json.dumps(line))
 
@@ -162,6 +185,16 @@ class RunRecord:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ReproError(f"unreadable run record file {path}: {error}") from None
+
+
+def _close_killed(env: dict, segment: dict) -> None:
+    """Closes a segment whose process ended without closing it (killed, or the machine went
+    away): its time counts up to its last checkpoint, since later work was lost and redone."""
+    segment["status"] = "killed"
+    segment["ended_at"] = None
+    if "wall_s_to_checkpoint" in segment:
+        segment["wall_s"] = segment["wall_s_to_checkpoint"]
+        env["wall_s"] = round(env.get("wall_s", 0.0) + segment["wall_s"], 1)
 
 
 def collect_environment() -> dict:

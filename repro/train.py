@@ -126,6 +126,7 @@ class Trainer:
         self.checkpoints = Checkpointer(spec, record, self.model, self.optimizer, self.scaler, self.ema,
                                         processes.is_main)
         self.last_checkpoint = time.monotonic()
+        self.segment_started = None  # this process's segment of the run record, once it starts
 
     # ------------------------------------------------------------------ the run
     def run(self) -> TrainResult:
@@ -141,6 +142,7 @@ class Trainer:
         precision = {"bf16_kernels": kernels} if kernels else {}
         started = (self.record.start_segment(resumed_from, **restart, data=data, device=str(self.device), **precision)
                    if self.processes.is_main else 0.0)
+        self.segment_started = started
         train_model = self.model
         if self.processes.distributed:
             # Each pass leaves out some parameters (skippable blocks, unused norm sets).
@@ -345,6 +347,8 @@ class Trainer:
         self.checkpoints.save({"epoch": self.epoch, "step": self.step, "global_step": self.global_step,
                                "partial": self.partial})
         self.last_checkpoint = time.monotonic()
+        if self.processes.is_main and self.segment_started is not None:
+            self.record.checkpointed(self.segment_started)
 
     def resume_point(self) -> tuple[dict | None, dict]:
         """(where training resumes, what the record's segment notes): ``Checkpointer.resume_point``."""

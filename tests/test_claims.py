@@ -131,3 +131,39 @@ def test_figure_7_is_judged_like_table_7_and_the_missing_table_is_still_named():
     (line,) = [line for line in splits.splitlines() if line.startswith("- ")]
     assert line.startswith("- Figure 7 (`fig7`): ") and line.endswith("AGREES.")
     assert "`table7` is not reproduced yet: `reproduce table7`" in splits and "**In sum.** 1 comparison" in splits
+
+
+def test_a_killed_segment_counts_to_its_last_checkpoint_and_the_runs_table_says_lower_bound(tmp_path):
+    from paper.claims import run_summary
+    from repro.presets import make_spec
+    from repro.runs import RunRecord, run_directory
+
+    spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini")
+    record = RunRecord(run_directory(tmp_path, spec))
+    record.create(spec)
+    started = record.start_segment(None)
+    record.checkpointed(started - 600)  # a checkpoint 600 s into the segment; then the process is killed
+    record.end_segment(record.start_segment({"epoch": 3, "step": 0}) - 100, "finished")
+    env = record.env()
+    killed, resumed = env["segments"]
+    assert killed["status"] == "killed" and killed["ended_at"] is None and killed["wall_s"] == 600.0
+    assert resumed["status"] == "finished" and env["wall_s"] == 700.0
+    assert record.wall_time() == (700.0, False)
+    record.eval_file.write_text("split,skip,acc1_pct\ntest,FFFF,90.0\n")
+    rows = run_summary(tmp_path / "mini" / "runs")
+    assert f"| `{spec.run_id}` |" in rows[2] and rows[2].endswith("| >= 0.19 h |")
+    assert "lower bound (1 run)" in rows[-1] and "1 finished, 0 under way" in rows[-1]
+
+
+def test_a_segment_killed_before_any_checkpoint_adds_no_time(tmp_path):
+    from repro.presets import make_spec
+    from repro.runs import RunRecord, run_directory
+
+    spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini")
+    record = RunRecord(run_directory(tmp_path, spec))
+    record.create(spec)
+    record.start_segment(None)  # killed before its first checkpoint: its work is lost, its time unknown
+    record.end_segment(record.start_segment(None, restart="no checkpoint") - 50, "finished")
+    killed = record.env()["segments"][0]
+    assert killed["status"] == "killed" and "wall_s" not in killed
+    assert record.wall_time() == (50.0, False)

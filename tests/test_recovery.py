@@ -43,6 +43,13 @@ def run_dir(results_dir):
     return found[0] if found else None
 
 
+def segments(directory):
+    try:
+        return json.loads((directory / "env.json").read_text())["segments"] or [{}]
+    except (OSError, ValueError, KeyError):  # not written yet
+        return [{}]
+
+
 def weights_equal(a, b):
     a, b = load_checkpoint(a).state_dict(), load_checkpoint(b).state_dict()
     assert a.keys() == b.keys()
@@ -55,15 +62,22 @@ def weights_equal(a, b):
 def test_sigkill_mid_epoch_resumes_from_the_recovery_checkpoint_to_identical_weights(tmp_path):
     killed = tmp_path / "killed"
     process = start(killed, "--checkpoint-minutes", "0")
-    directory = wait_for(lambda: run_dir(killed) if run_dir(killed) and (run_dir(killed) / "checkpoint.pt").is_file()
-                         else None, process)
+    # the record notes each checkpoint right after saving it
+    directory = wait_for(lambda: run_dir(killed) if run_dir(killed) and "checkpointed_at" in
+                         segments(run_dir(killed))[-1] else None, process)
     process.send_signal(signal.SIGKILL)  # no handler runs: only the recovery checkpoint survives
     process.communicate()
     saved = torch.load(directory / "checkpoint.pt", weights_only=True)
     assert saved["train_state"]["epoch"] == 0 and saved["train_state"]["step"] == 50  # mid-epoch
     spec = make_spec(**SPEC)
     resumed = train(spec, Runtime(results_dir=str(killed), resume=True, progress=False))
-    assert resumed.record.env()["segments"][-1]["resumed_from"] == {"epoch": 0, "step": 50}
+    env = resumed.record.env()
+    first, second = env["segments"]
+    assert second["resumed_from"] == {"epoch": 0, "step": 50}
+    # the killed segment is closed as such, its time counted up to its checkpoint
+    assert first["status"] == "killed" and first["wall_s"] == first["wall_s_to_checkpoint"] > 0
+    assert env["wall_s"] == pytest.approx(first["wall_s"] + second["wall_s"], abs=0.11)
+    assert resumed.record.wall_time() == (env["wall_s"], False)
     straight = train(spec, Runtime(results_dir=str(tmp_path / "straight"), progress=False))
     weights_equal(resumed.record.model_file, straight.record.model_file)
 
