@@ -54,11 +54,10 @@ def run_summary(runs_folder: Path) -> list[str]:
     header = ["| finished run | device | commits (+: uncommitted changes) | wall time |", "|---|---|---|---|"]
     footer = [f"{len(lines)} finished, {unfinished} under way (not used by any table)."]
     if lower_bounds:
-        footer.append(f"A wall time with >= is a lower bound ({lower_bounds} run{'s' * (lower_bounds > 1)}): a "
-                      "training process of the run "
-                      "was killed (a session's end, a machine taken back), and the time it spent after its last "
-                      "checkpoint, or all of it where it was recorded before segments noted their checkpoints, "
-                      "went unrecorded.")
+        footer.append(f"A wall time with >= is a lower bound ({lower_bounds} run{'s' * (lower_bounds > 1)}): "
+                      "a training process of the run was killed (a session's end, a machine taken back), and the "
+                      "time it spent after its last checkpoint, or all of it where it was recorded before segments "
+                      "noted their checkpoints, went unrecorded.")
     return (header if lines else []) + lines + ["", " ".join(footer)]
 
 

@@ -133,14 +133,21 @@ def test_figure_7_is_judged_like_table_7_and_the_missing_table_is_still_named():
     assert "`table7` is not reproduced yet: `reproduce table7`" in splits and "**In sum.** 1 comparison" in splits
 
 
-def test_a_killed_segment_counts_to_its_last_checkpoint_and_the_runs_table_says_lower_bound(tmp_path):
-    from paper.claims import run_summary
+def new_record(results):
+    """An empty run record of a resnet_mini ADN run, as training creates it."""
     from repro.presets import make_spec
     from repro.runs import RunRecord, run_directory
 
     spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini")
-    record = RunRecord(run_directory(tmp_path, spec))
+    record = RunRecord(run_directory(results, spec))
     record.create(spec)
+    return record
+
+
+def test_a_killed_segment_counts_to_its_last_checkpoint_and_the_runs_table_says_lower_bound(tmp_path):
+    from paper.claims import run_summary
+
+    record = new_record(tmp_path)
     started = record.start_segment(None)
     record.checkpointed(started - 600)  # a checkpoint 600 s into the segment; then the process is killed
     record.end_segment(record.start_segment({"epoch": 3, "step": 0}) - 100, "finished")
@@ -151,17 +158,12 @@ def test_a_killed_segment_counts_to_its_last_checkpoint_and_the_runs_table_says_
     assert record.wall_time() == (700.0, False)
     record.eval_file.write_text("split,skip,acc1_pct\ntest,FFFF,90.0\n")
     rows = run_summary(tmp_path / "mini" / "runs")
-    assert f"| `{spec.run_id}` |" in rows[2] and rows[2].endswith("| >= 0.19 h |")
+    assert f"| `{record.path.name}` |" in rows[2] and rows[2].endswith("| >= 0.19 h |")
     assert "lower bound (1 run)" in rows[-1] and "1 finished, 0 under way" in rows[-1]
 
 
 def test_a_segment_killed_before_any_checkpoint_adds_no_time(tmp_path):
-    from repro.presets import make_spec
-    from repro.runs import RunRecord, run_directory
-
-    spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini")
-    record = RunRecord(run_directory(tmp_path, spec))
-    record.create(spec)
+    record = new_record(tmp_path)
     record.start_segment(None)  # killed before its first checkpoint: its work is lost, its time unknown
     record.end_segment(record.start_segment(None, restart="no checkpoint") - 50, "finished")
     killed = record.env()["segments"][0]
