@@ -140,9 +140,9 @@ class Trainer:
                 "sources": [{"file": f, "sha256": h} for f, h in self.data.info.sources]}
         kernels = bf16_kernel_note(self.recipe.amp, self.device, self.fp32_products)
         precision = {"bf16_kernels": kernels} if kernels else {}
-        started = (self.record.start_segment(resumed_from, **restart, data=data, device=str(self.device), **precision)
-                   if self.processes.is_main else 0.0)
-        self.segment_started = started
+        if self.processes.is_main:
+            self.segment_started = self.record.start_segment(resumed_from, **restart, data=data,
+                                                             device=str(self.device), **precision)
         train_model = self.model
         if self.processes.distributed:
             # Each pass leaves out some parameters (skippable blocks, unused norm sets).
@@ -167,20 +167,20 @@ class Trainer:
                     raise Interrupted(stop.interrupt_now)
                 table = self.final_evaluation()
         except Interrupted:
-            self._end(started, "interrupted")
+            self._end("interrupted")
             raise
         except BaseException:
-            self._end(started, "failed")
+            self._end("failed")
             raise
         if self.processes.is_main:
             torch_save(self.record.model_file, self.checkpoints.model_payload())
             self.record.write_evaluation(table)
-            self._end(started, "finished")
+            self._end("finished")
         return TrainResult(self.record, False, self.model)
 
-    def _end(self, started: float, status: str) -> None:
+    def _end(self, status: str) -> None:
         if self.processes.is_main and self.record.exists():
-            self.record.end_segment(started, status)
+            self.record.end_segment(self.segment_started, status)
 
     # ------------------------------------------------------------------ one epoch
     def train_epoch(self, train_model: nn.Module, stop) -> dict | None:
@@ -347,7 +347,7 @@ class Trainer:
         self.checkpoints.save({"epoch": self.epoch, "step": self.step, "global_step": self.global_step,
                                "partial": self.partial})
         self.last_checkpoint = time.monotonic()
-        if self.processes.is_main and self.segment_started is not None:
+        if self.segment_started is not None:  # the main process, once its segment has started
             self.record.checkpointed(self.segment_started)
 
     def resume_point(self) -> tuple[dict | None, dict]:
