@@ -76,11 +76,13 @@ def shared_prefixes(model: nn.Module) -> Iterator[PrefixCache]:
 
 
 def evaluate(model: nn.Module, batches, configs: list[SkipConfig] | None = None, *,
-             share_prefixes: bool = True) -> list[SubnetResult]:
+             share_prefixes: bool = True, before_each=None) -> list[SubnetResult]:
     """Top-1/top-5 accuracy (%) and loss of each config over all batches of one split.
 
-    With torch.distributed initialised, each rank evaluates its shard and the counts are
-    summed, so every rank returns the totals.
+    ``before_each(config)``, if given, runs before each config's forward pass (to load its
+    own BatchNorm statistics: ``evaluate_recalibrated``). With torch.distributed
+    initialised, each rank evaluates its shard and the counts are summed, so every rank
+    returns the totals.
     """
     configs = configs or model.configs()
     # per config: correct@1, correct@5, loss sum, count
@@ -92,6 +94,8 @@ def evaluate(model: nn.Module, batches, configs: list[SkipConfig] | None = None,
         for images, targets in batches.epoch(0):
             with shared_prefixes(model) if shared else nullcontext():
                 for i, config in enumerate(configs):
+                    if before_each is not None:
+                        before_each(config)
                     logits = model(images, config).float()
                     c1, c5 = topk_correct(logits, targets)
                     loss = F.cross_entropy(logits, targets, reduction="sum").item()
@@ -110,17 +114,21 @@ RECALIBRATED = ("acc1_pct", "acc5_pct", "loss")  # the columns that get a ``_rec
 
 
 def evaluate_recalibrated(model: nn.Module, splits: dict, configs: list[SkipConfig], recalibration) -> dict:
-    """Results per split of each config evaluated on its own copy of ``model`` whose
-    BatchNorm statistics are re-estimated for it on ``recalibration`` (a list of image
-    batches, ``repro.recalibrate.recalibration_images``); ``model`` is never changed."""
-    from repro.recalibrate import recalibrated
+    """Results per split of each config evaluated with BatchNorm statistics re-estimated
+    for it on ``recalibration`` (a list of image batches,
+    ``repro.recalibrate.recalibration_images``); ``model`` is never changed.
 
-    results = {name: [] for name in splits}
-    for config in configs:
-        prepared = recalibrated(model, config, recalibration)
-        for name, batches in splits.items():
-            results[name] += evaluate(prepared, batches, [config])
-    return results
+    The results equal evaluating each config on its own ``recalibrated`` copy, while stage
+    outputs are shared as in ``evaluate``: re-estimation runs in train mode (each norm
+    normalises with its batch's statistics), so the statistics of the stem and of stages
+    0..k depend on the skip flags of stages 0..k only, and configs that agree there compute
+    the same outputs there. (Exactly the same where the re-estimation is deterministic, as
+    on the CPU; tests/test_recalibrate.py checks it.)"""
+    from repro.recalibrate import RecalibratedCopy
+
+    prepared = RecalibratedCopy(model, configs, recalibration)
+    return {name: evaluate(prepared.model, batches, configs, before_each=prepared.use)
+            for name, batches in splits.items()}
 
 
 def evaluation_table(model: nn.Module, splits: dict[str, list[SubnetResult]], input_shape: tuple[int, ...],

@@ -66,13 +66,39 @@ def arch_has_batch_norm(arch: str) -> bool:
     return has_batch_norm(build_model(arch, num_classes=10))
 
 
+def norm_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every BatchNorm buffer of ``model`` (running mean and variance, batch count), by name."""
+    return {f"{name}.{key}": buffer for name, module in model.named_modules() if isinstance(module, NORM_TYPES)
+            for key, buffer in module.named_buffers(recurse=False)}
+
+
+class RecalibratedCopy:
+    """One copy of ``model`` holding the BatchNorm statistics re-estimated for each of
+    ``configs`` on ``batches``: ``use(config)`` loads that sub-network's into ``self.model``
+    (in eval mode), as ``recalibrated`` would give it; ``model`` itself is never changed.
+    One copy instead of one per sub-network, so that an evaluation can run them all on the
+    same batch and share their stage outputs (``repro.evaluate.evaluate_recalibrated``)."""
+
+    def __init__(self, model: nn.Module, configs: list[SkipConfig], batches: list[torch.Tensor]):
+        self.model = copy.deepcopy(model)
+        self.statistics = {}
+        for config in configs:
+            with torch.no_grad():
+                update_bn(batches, _Selected(self.model, config))  # resets every norm first
+            self.statistics[config] = {name: b.clone() for name, b in norm_buffers(self.model).items()}
+        self.model.eval()
+        self._buffers = norm_buffers(self.model)
+
+    def use(self, config: SkipConfig) -> None:
+        with torch.no_grad():
+            for name, value in self.statistics[config].items():
+                self._buffers[name].copy_(value)
+
+
 def recalibrated(model: nn.Module, config: SkipConfig, batches: list[torch.Tensor]) -> nn.Module:
     """A copy of ``model`` in eval mode whose BatchNorm running statistics are re-estimated
     for sub-network ``config`` on ``batches``; ``model`` itself is never changed."""
-    copy_ = copy.deepcopy(model)
-    with torch.no_grad():
-        update_bn(batches, _Selected(copy_, config))
-    return copy_.eval()
+    return RecalibratedCopy(model, [config], batches).model
 
 
 def used_norms(model: nn.Module, config: SkipConfig, images: torch.Tensor) -> list[str]:

@@ -96,6 +96,37 @@ def test_recalibration_uses_the_first_images_and_only_the_path_of_the_config():
     assert copy is not model and not copy.training
 
 
+class _Split:
+    """Batches of one split, as ``repro.data`` gives them (``epoch(0)`` yields (images, labels))."""
+
+    def __init__(self, images, labels, batch):
+        self.batches = list(zip(images.split(batch), labels.split(batch)))
+
+    def epoch(self, epoch):
+        return iter(self.batches)
+
+
+def test_recalibrated_evaluation_shares_stages_and_equals_one_copy_per_subnetwork():
+    torch.manual_seed(0)
+    model = build_model("resnet_mini", 10, in_channels=1, image_size=28)
+    for module in model.modules():  # stored statistics far from any re-estimate
+        if isinstance(module, NORM_TYPES):
+            module.running_mean.uniform_(-1, 1)
+    before = states(model)
+    splits = {"val": _Split(torch.randn(24, 1, 28, 28), torch.randint(0, 10, (24,)), 10),
+              "test": _Split(torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,)), 16)}
+    recalibration = [torch.randn(16, 1, 28, 28), torch.randn(8, 1, 28, 28)]
+    configs = model.configs()
+    shared = evaluate_recalibrated(model, splits, configs, recalibration)
+    for name, split in splits.items():
+        alone = [evaluate(recalibrated(model, c, recalibration), split, [c], share_prefixes=False)[0]
+                 for c in configs]
+        assert [r.as_row() for r in shared[name]] == [r.as_row() for r in alone]
+    stored = evaluate(model, splits["test"], configs)
+    assert [r.loss for r in stored] != [r.loss for r in shared["test"]]  # the statistics did change
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 @needs_fashion
 def test_evaluate_cli_prints_stored_and_recalibrated_columns(trained, tmp_path):
     checkpoint = trained["adn"].record.model_file
