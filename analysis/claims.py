@@ -81,8 +81,9 @@ CLAIMS = [
     Claim("ablation", "Self-distillation and skip-aware norms each help the base-net (Table 3)",
           "ResNet50-ADN base-net loses accuracy without self-distillation, without skip-aware norms, and more "
           "without both.", "table3",
-          "Positive gaps mean full ADN is better than the ablated variant. The skip-aware-shortcut variant (ours) "
-          "is reported in the table but not judged: the paper makes no claim about it."),
+          "Positive gaps mean full ADN is better than the ablated variant. The feature-distillation row (the "
+          "paper's last row of Table 3, an optional addition) and the skip-aware-shortcut variant (ours) are "
+          "reported in the table but not judged: this claim is about neither."),
     Claim("distillation-strategy", "Exclusive super-net -> base-net distillation is the best strategy (Table 4)",
           "Sampling random teachers or students lowers the base-net's accuracy.", "table4",
           "Positive gaps mean the paper's strategy is better than the alternative."),
