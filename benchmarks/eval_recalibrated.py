@@ -4,8 +4,8 @@ statistics are swapped per sub-network, so that stage outputs are shared as in
 ``evaluate``, than with one copy per sub-network evaluated on its own? Goal >= 1.5x (the
 re-estimation itself is not shared: it runs each sub-network on its own in both ways).
 
-Both ways must give identical numbers; the script checks that, then times them
-interleaved and prints the ratio of medians.
+It first checks that the two give the same numbers to the last digit, then times them
+in alternation and prints the ratio of their medians.
 
     python benchmarks/eval_recalibrated.py [--repeats 3] [--test-images 1000] [--recalibration-images 512]
 
