@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -76,7 +76,8 @@ def shared_prefixes(model: nn.Module) -> Iterator[PrefixCache]:
 
 
 def evaluate(model: nn.Module, batches, configs: list[SkipConfig] | None = None, *,
-             share_prefixes: bool = True, before_each=None) -> list[SubnetResult]:
+             share_prefixes: bool = True,
+             before_each: Callable[[SkipConfig], None] | None = None) -> list[SubnetResult]:
     """Top-1/top-5 accuracy (%) and loss of each config over all batches of one split.
 
     ``before_each(config)``, if given, runs before each config's forward pass (to load its
