@@ -96,16 +96,6 @@ def test_recalibration_uses_the_first_images_and_only_the_path_of_the_config():
     assert copy is not model and not copy.training
 
 
-class _Split:
-    """Batches of one split, as ``repro.data`` gives them (``epoch(0)`` yields (images, labels))."""
-
-    def __init__(self, images, labels, batch):
-        self.batches = list(zip(images.split(batch), labels.split(batch)))
-
-    def epoch(self, epoch):
-        return iter(self.batches)
-
-
 def test_recalibrated_evaluation_shares_stages_and_equals_one_copy_per_subnetwork():
     torch.manual_seed(0)
     model = build_model("resnet_mini", 10, in_channels=1, image_size=28)
@@ -113,9 +103,11 @@ def test_recalibrated_evaluation_shares_stages_and_equals_one_copy_per_subnetwor
         if isinstance(module, NORM_TYPES):
             module.running_mean.uniform_(-1, 1)
     before = states(model)
-    splits = {"val": _Split(torch.randn(24, 1, 28, 28), torch.randint(0, 10, (24,)), 10),
-              "test": _Split(torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,)), 16)}
-    recalibration = [torch.randn(16, 1, 28, 28), torch.randn(8, 1, 28, 28)]
+    # evaluation batches of 16 with uneven last ones (24 = 16 + 8, 40 = 16 + 16 + 8)
+    fake = load_data("fake", batch_size=8, eval_batch_size=16, augment=False, fake_shape=(1, 28, 28),
+                     fake_sizes=(24, 24, 40), fake_num_classes=10)
+    splits = {"val": fake.val, "test": fake.test}
+    recalibration = recalibration_images(fake.train, 24)  # three batches of 8: a running average
     configs = model.configs()
     shared = evaluate_recalibrated(model, splits, configs, recalibration)
     for name, split in splits.items():
