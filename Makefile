@@ -13,4 +13,4 @@ reproduce: setup
 	$(PY) $(MAIN_JOB)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadscope

@@ -11,6 +11,18 @@ needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's datase
 MISSING_DATA = "fashion-mnist"
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs one worker per core) each worker takes its share of
+    the cores, and so do the processes its tests start: two workers of two threads each on two
+    cores would fight over them. An OMP_NUM_THREADS set by the user is left as it is."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        share = max(1, cores // int(workers))
+        torch.set_num_threads(share)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)

@@ -73,9 +73,13 @@ def fixed_batch_losses(steps, **engine):
 
 def test_cpu_bf16_step_stays_close_to_fp32():
     fp32, bf16 = fixed_batch_losses(10), fixed_batch_losses(10, amp="bf16")
-    for a, b in zip(fp32, bf16):
-        assert b["ce"] == pytest.approx(a["ce"], rel=0.05, abs=0.02)
-    assert bf16[-1]["ce"] < bf16[0]["ce"]  # it learns the batch
+    # the first step starts from the same weights: only bf16 rounding sets them apart
+    assert bf16[0]["ce"] == pytest.approx(fp32[0]["ce"], rel=0.02)
+    # later steps follow noisy trajectories (random labels, lr 0.1) that the summation order
+    # alone moves by some percent, so compare where they settle: the last five steps' mean
+    settled = [sum(run["ce"] for run in losses[-5:]) / 5 for losses in (fp32, bf16)]
+    assert settled[1] == pytest.approx(settled[0], rel=0.05)
+    assert settled[1] < bf16[0]["ce"] - 0.2  # it learns the batch
 
 
 def test_compiled_step_gives_the_eager_losses_over_50_steps(monkeypatch):
