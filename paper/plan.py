@@ -19,6 +19,7 @@ from repro.errors import ReproError
 from repro.measure.flops import arch_summary
 from repro.methods.kd import teacher_finished
 from repro.models import ARCHS
+from repro.precision import FP32_PRODUCTS, products_in_fp32
 from repro.presets import make_spec
 from repro.runs import RunRecord, run_directory
 from repro.specs import RunSpec
@@ -101,7 +102,10 @@ def training_order(runs) -> list[PlannedRun]:
 
 def measured_rates(results_dir) -> dict[tuple, list[float]]:
     """Training images/s of every finished run under ``results_dir`` that trained on the CPU
-    alone, by (arch, method, batch size)."""
+    alone, by (arch, method, batch size, whether its bf16 matrix products ran in fp32
+    kernels): a bf16 run on a CPU without bf16 units (``repro.precision``) is slower than on
+    one with them (resnet_mini's ADN runs: 105-129 against 300-360 images/s), so the two kinds
+    of machine estimate apart. A run whose segments ran both ways gives no rate."""
     rates = defaultdict(list)
     for spec_file in Path(results_dir).glob("*/runs/*/spec.json"):
         record = RunRecord(spec_file.parent)
@@ -110,19 +114,21 @@ def measured_rates(results_dir) -> dict[tuple, list[float]]:
         except ReproError:
             continue
         if record.is_finished() and all(d["kind"] == "cpu" for d in record.segment_devices()):
-            rates[spec.arch, spec.method, spec.recipe.batch_size] += [
-                m["images_per_s"] for m in record.metrics() if m.get("images_per_s")]
+            kinds = {segment.get("bf16_kernels") == FP32_PRODUCTS for segment in record.env().get("segments", [])}
+            if len(kinds) == 1:
+                rates[spec.arch, spec.method, spec.recipe.batch_size, kinds.pop()] += [
+                    m["images_per_s"] for m in record.metrics() if m.get("images_per_s")]
     return rates
 
 
 def expected_seconds(spec: RunSpec, rates: dict[tuple, list[float]]) -> float | None:
-    """Rough training time on 2 CPU cores: from finished runs of the same architecture and
-    method (``measured_rates``) if there are any, else from the measured rates above. None
-    when unknown."""
+    """Rough training time on 2 CPU cores of this machine: from finished runs of the same
+    architecture and method on CPUs of its kind (``measured_rates``) if there are any, else
+    from the measured rates above. None when unknown."""
     r = spec.recipe
     epoch = DATASETS.get(spec.dataset).train_images
     images = r.epochs * min(r.train_subset or epoch, epoch)
-    rates = rates.get((spec.arch, spec.method, r.batch_size))
+    rates = rates.get((spec.arch, spec.method, r.batch_size, products_in_fp32(r.amp, "cpu")))
     if rates:
         rate = sorted(rates)[len(rates) // 2]
     elif spec.arch in CPU_IMAGES_PER_S:

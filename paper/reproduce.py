@@ -63,7 +63,7 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
     for line in lines + measure_lines:
         echo(line)
     for warning in bf16_notes(todo, runtime.device) if not no_train else ():
-        echo(warning)  # the estimates above come from runs on machines with bf16 units
+        echo(warning)
     if dry_run:
         return []
     started = time.perf_counter()

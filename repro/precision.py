@@ -26,6 +26,8 @@ import torch
 MATRIX_PRODUCTS = ("conv1d", "conv1d.padding", "conv2d", "conv2d.padding", "conv3d", "conv3d.padding", "linear",
                    "matmul", "mm", "bmm", "addmm", "baddbmm", "addbmm")
 WIDENED = (torch.float32, torch.bfloat16, torch.float16)
+# what a run segment's ``bf16_kernels`` says when its step ran in ``bf16_products_in_fp32``
+FP32_PRODUCTS = "matrix products in fp32 kernels on bf16 operands, results rounded to bf16 (no bf16 units)"
 
 
 def native_bf16(device: torch.device | str) -> bool | None:
@@ -90,7 +92,7 @@ def bf16_kernel_note(amp: str | None, device: torch.device | str, fp32_products:
     if amp != "bf16":
         return None
     if fp32_products:
-        return "matrix products in fp32 kernels on bf16 operands, results rounded to bf16 (no bf16 units)"
+        return FP32_PRODUCTS
     return {True: "native", False: "emulated by PyTorch", None: "unknown"}[native_bf16(device)]
 
 
@@ -102,8 +104,9 @@ def missing_bf16_units_note(amp: str | None, device: torch.device | str) -> str 
     device = torch.device(device)
     if device.type == "cpu":
         return ("note: this CPU has no bf16 units (AVX512-BF16 or AMX): the bf16 step runs its matrix products in "
-                "fp32 kernels with bf16 rounding (repro/precision.py), slower than fp32 here, and times estimated "
-                "from other machines' runs do not hold")
+                "fp32 kernels with bf16 rounding (repro/precision.py), slower than fp32 here (resnet_mini's ADN runs "
+                "trained at a third of the images/s of 2 AVX512-BF16 cores); a plan's times come from finished "
+                "runs on CPUs like this one where there are any")
     return (f"warning: bf16 autocast on this {device.type.upper()} is emulated (no bf16 units, compute capability "
             f"< 8.0): each step runs several times slower than fp32 here, and times estimated from other "
             f"machines' runs do not hold")

@@ -191,8 +191,34 @@ def test_a_run_resumed_on_another_device_names_both_and_gives_no_cpu_rate(tmp_pa
     run = FinishedRun("ADN", "resnet_mini", "adn", 0, record)
     assert trained_on([run], "cpu") == [] and trained_on([run], "cuda") == []  # table 2 shows its epochs nowhere
     record.env_file.write_text(json.dumps({**record.env(), "segments": record.env()["segments"][1:]}))
-    assert measured_rates(tmp_path) == {("resnet_mini", "adn", 128): [3000.0]}
+    assert measured_rates(tmp_path) == {("resnet_mini", "adn", 128, False): [3000.0]}
     assert trained_on([run], "cpu") == [run]
+
+
+def test_a_bf16_plan_is_estimated_from_runs_on_cpus_of_this_machines_kind(tmp_path, monkeypatch):
+    from paper.plan import expected_seconds, measured_rates
+    from repro import precision
+    from repro.presets import make_spec
+    from repro.runs import RunRecord, run_directory
+
+    def finished(seed, images_per_s, kernels):
+        spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini", seed=seed)  # bf16
+        record = RunRecord(run_directory(tmp_path, spec))
+        record.create(spec)
+        record.append_metrics({"epoch": 1, "images_per_s": images_per_s})
+        record.end_segment(record.start_segment(None, device="cpu", **kernels), "finished")
+        record.eval_file.write_text("split,skip,acc1_pct\n")
+        return spec
+
+    spec = finished(0, 330.0, {})  # before segments said, or with bf16 units
+    finished(1, 110.0, {"bf16_kernels": precision.FP32_PRODUCTS})
+    rates = measured_rates(tmp_path)
+    assert rates == {("resnet_mini", "adn", 128, False): [330.0], ("resnet_mini", "adn", 128, True): [110.0]}
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    without_units = expected_seconds(spec, rates)
+    assert without_units == pytest.approx(15 * 55_000 / 110.0 * 1.1)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    assert expected_seconds(spec, rates) == pytest.approx(without_units / 3)
 
 
 def test_a_no_train_dry_run_counts_no_training_time(tmp_path):
