@@ -69,8 +69,8 @@ def reproduce(names: list[str], preset: str = "quick", seeds: int = 1, runtime: 
     started = time.perf_counter()
     if todo:
         measure_before_training(artifacts, study, runtime, echo)
-    if not no_train:
-        train_missing(todo, runtime, echo, jobs)
+    if not no_train:  # its notes said above, once for all runs
+        train_missing(todo, dataclasses.replace(runtime, machine_notes=False), echo, jobs)
     written = []
     for art in artifacts:
         if not no_train:

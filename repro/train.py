@@ -63,6 +63,9 @@ class Runtime:
     on_progress: Callable[[int, int], None] | None = None
     # a run another process is training (repro.run_lock): wait for it to let go, else RunBusy
     wait_if_busy: bool = False
+    # a run says what its device lacks (bf16 units) as it starts; off where the caller said it
+    # once for many runs (reproduce)
+    machine_notes: bool = True
 
 
 @dataclass
@@ -133,7 +136,8 @@ class Trainer:
         resumed_from, restart = self.resume_point()
         if self.processes.is_main and not self.record.exists():
             self.record.create(self.spec)
-        if self.processes.is_main and (warning := missing_bf16_units_note(self.recipe.amp, self.device)):
+        if (self.processes.is_main and self.runtime.machine_notes
+                and (warning := missing_bf16_units_note(self.recipe.amp, self.device))):
             tqdm.write(warning, file=sys.stderr)
         self.processes.barrier()
         data = {"dataset": self.data.info.name,

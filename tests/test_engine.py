@@ -105,6 +105,16 @@ def test_cpu_bf16_run_trains_and_records_it(tmp_path, monkeypatch, capsys):
     assert {"acc1_pct_recalibrated", "acc5_pct_recalibrated", "loss_recalibrated"} <= set(table.columns)
 
 
+@pytest.mark.parametrize("notes", [True, False])
+def test_a_run_says_its_device_has_no_bf16_units_unless_its_caller_said_it(tmp_path, monkeypatch, capsys, notes):
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    spec = make_spec("resnet_mini", "individual", "fake", "quick", options={"depth": "TTTT"},
+                     recipe={"amp": "bf16", "train_subset": 32, "batch_size": 16, "val_size": 16, "test_subset": 16,
+                             "recalibrate_bn_images": 16, "epochs": 1})
+    train(spec, Runtime(results_dir=str(tmp_path), device="cpu", progress=False, machine_notes=notes))
+    assert capsys.readouterr().err.count("this CPU has no bf16 units") == int(notes)
+
+
 @needs_fashion
 @pytest.mark.slow
 def test_two_runs_at_once_leave_the_records_of_one_after_the_other(tmp_path):

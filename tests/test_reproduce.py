@@ -15,7 +15,11 @@ from click.testing import CliRunner
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cli import cli  # noqa: E402
+import paper.reproduce as reproduce_module  # noqa: E402
 from paper.artifacts import ARTIFACTS  # noqa: E402
+from repro import precision  # noqa: E402
+from repro.errors import ReproError  # noqa: E402
+from repro.train import Runtime  # noqa: E402
 from tests.conftest import needs_fashion  # noqa: E402
 
 pytestmark = needs_fashion
@@ -115,8 +119,24 @@ def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     assert not (tmp_path / "quick" / "runs").exists()
 
 
+def test_reproduce_says_a_missing_bf16_unit_once_and_its_runs_do_not_repeat_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    notes_in_runs = []
+
+    def fake_train(spec, runtime):  # what a run would print is the engine's (test_engine); here, its choice
+        notes_in_runs.append(runtime.machine_notes)
+        raise ReproError("not trained in this test")
+
+    monkeypatch.setattr(reproduce_module, "train", fake_train)
+    said = []
+    with pytest.raises(ReproError):
+        reproduce_module.reproduce(["table3"], "mini", runtime=Runtime(results_dir=str(tmp_path), device="cpu"),
+                                   archs=("resnet_mini",), echo=said.append)
+    assert sum("this CPU has no bf16 units" in line for line in said) == 1
+    assert notes_in_runs and not any(notes_in_runs)
+
+
 def test_a_dry_run_says_when_its_bf16_runs_would_train_without_bf16_units_here(tmp_path, monkeypatch):
-    from repro import precision
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     command = ["reproduce", "table1", "--preset", "mini", "--arch", "resnet_mini", "--dry-run", "--results-dir",
                str(tmp_path), "--device", "cpu"]
@@ -197,7 +217,6 @@ def test_a_run_resumed_on_another_device_names_both_and_gives_no_cpu_rate(tmp_pa
 
 def test_a_bf16_plan_is_estimated_from_runs_on_cpus_of_this_machines_kind(tmp_path, monkeypatch):
     from paper.plan import expected_seconds, measured_rates
-    from repro import precision
     from repro.presets import make_spec
     from repro.runs import RunRecord, run_directory
 
