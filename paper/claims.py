@@ -52,7 +52,7 @@ def run_summary(runs_folder: Path) -> list[str]:
         lines.append(f"| `{record.path.name}` | {record.device_names()} | {commits_text(record.code_identities())} "
                      f"| {wall} |")
     header = ["| finished run | device | commits (+: uncommitted changes) | wall time |", "|---|---|---|---|"]
-    footer = [f"{len(lines)} finished, {unfinished} under way (not used by any table)."]
+    footer = [f"{len(lines)} finished, {unfinished} under way (a table uses a run once it has finished)."]
     if lower_bounds:
         footer.append(f"A wall time with >= is a lower bound ({lower_bounds} run{'s' * (lower_bounds > 1)}): "
                       "a training process of the run was killed (a session's end, a machine taken back), and the "
