@@ -24,6 +24,8 @@ from repro.presets import make_spec
 from repro.runs import RunRecord, run_directory
 from repro.specs import RunSpec
 
+# The plan's times are for this many CPU cores (its output says so).
+PLAN_CORES = 2
 # Images per second of an individual full-depth network's training step on 2 CPU cores
 # (measured here on the quick preset), and each method's cost relative to it.
 CPU_IMAGES_PER_S = {"resnet_mini": 400.0, "vit_mini": 300.0, "mobilenet_v2_mini": 150.0}
@@ -101,11 +103,14 @@ def training_order(runs) -> list[PlannedRun]:
 
 
 def measured_rates(results_dir) -> dict[tuple, list[float]]:
-    """Training images/s of every finished run under ``results_dir`` that trained on the CPU
-    alone, by (arch, method, batch size, whether its bf16 matrix products ran in fp32
-    kernels): a bf16 run on a CPU without bf16 units (``repro.precision``) is slower than on
-    one with them (resnet_mini's ADN runs: 105-129 against 300-360 images/s), so the two kinds
-    of machine estimate apart. A run whose segments ran both ways gives no rate."""
+    """Training images/s per CPU thread of every finished run under ``results_dir`` that
+    trained on the CPU alone, by (arch, method, batch size, whether its bf16 matrix products
+    ran in fp32 kernels): a bf16 run on a CPU without bf16 units (``repro.precision``) is
+    slower than on one with them (resnet_mini's ADN runs: 105-129 against 300-360 images/s
+    on one thread each), so the two kinds of machine estimate apart. Per thread, because a
+    run trained one per core beside another is half the machine: two of them give what a
+    run alone on both cores would. A run whose segments ran both ways, or with different
+    thread counts, gives no rate."""
     rates = defaultdict(list)
     for spec_file in Path(results_dir).glob("*/runs/*/spec.json"):
         record = RunRecord(spec_file.parent)
@@ -115,22 +120,37 @@ def measured_rates(results_dir) -> dict[tuple, list[float]]:
             continue
         if record.is_finished() and all(d["kind"] == "cpu" for d in record.segment_devices()):
             kinds = {segment.get("bf16_kernels") == FP32_PRODUCTS for segment in record.env().get("segments", [])}
-            if len(kinds) == 1:
+            threads = training_threads(record)
+            if len(kinds) == 1 and threads:
                 rates[spec.arch, spec.method, spec.recipe.batch_size, kinds.pop()] += [
-                    m["images_per_s"] for m in record.metrics() if m.get("images_per_s")]
+                    m["images_per_s"] / threads for m in record.metrics() if m.get("images_per_s")]
     return rates
 
 
+def training_threads(record: RunRecord) -> int | None:
+    """The CPU threads a run trained with, at most its machine's cores (more threads than
+    cores ran no faster); None when its segments differ or did not say."""
+    env = record.env()
+    counts = set()
+    for segment in env.get("segments") or [{}]:
+        hardware = segment.get("hardware") or env.get("hardware", {})
+        threads, cores = hardware.get("torch_threads"), hardware.get("cpu_count")
+        counts.add(min(threads, cores or threads) if threads else None)
+    return counts.pop() if len(counts) == 1 else None
+
+
 def expected_seconds(spec: RunSpec, rates: dict[tuple, list[float]]) -> float | None:
-    """Rough training time on 2 CPU cores of this machine: from finished runs of the same
-    architecture and method on CPUs of its kind (``measured_rates``) if there are any, else
-    from the measured rates above. None when unknown."""
+    """Rough training time of the run alone on ``PLAN_CORES`` CPU cores of this machine:
+    from finished runs of the same architecture and method on CPUs of its kind
+    (``measured_rates``, per thread) if there are any, else from the built-in rates above.
+    Two runs at a time each take about twice as long; the plan's total holds either way.
+    None when unknown."""
     r = spec.recipe
     epoch = DATASETS.get(spec.dataset).train_images
     images = r.epochs * min(r.train_subset or epoch, epoch)
-    rates = rates.get((spec.arch, spec.method, r.batch_size, products_in_fp32(r.amp, "cpu")))
-    if rates:
-        rate = sorted(rates)[len(rates) // 2]
+    per_thread = rates.get((spec.arch, spec.method, r.batch_size, products_in_fp32(r.amp, "cpu")))
+    if per_thread:
+        rate = sorted(per_thread)[len(per_thread) // 2] * PLAN_CORES
     elif spec.arch in CPU_IMAGES_PER_S:
         rate = CPU_IMAGES_PER_S[spec.arch] / METHOD_COST.get(spec.method, 2.0)
     else:
@@ -254,7 +274,7 @@ def expected_time(training: bool, train_s: float | None, measuring: bool, measur
     parts = ([f"training ~{train_s / 60:.0f} min"] if training else []) + \
         ([f"measuring ~{measure_s / 60:.1f} min"] if measuring else [])
     total = (train_s if training else 0.0) + (measure_s if measuring else 0.0)
-    return f", expected ~{total / 60:.0f} min on 2 CPU cores ({', '.join(parts)})"
+    return f", expected ~{total / 60:.0f} min on {PLAN_CORES} CPU cores ({', '.join(parts)})"
 
 
 def _needed_entries(art: Artifact, study: Study, plan: dict[str, PlannedRun], seeds: int):

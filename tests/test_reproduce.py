@@ -185,11 +185,19 @@ def test_within_a_seed_the_run_nearest_its_end_trains_first_and_students_last(tm
     assert order == [nearly_done, half_done, new_adn, next_seed, student]
 
 
-def test_a_run_resumed_on_another_device_names_both_and_gives_no_cpu_rate(tmp_path):
+def on_cores(monkeypatch, threads: int, cores: int = 2) -> None:
+    """Run records written from now on say they trained with ``threads`` threads on ``cores`` cores."""
+    from repro import runs
+    real = runs.hardware
+    monkeypatch.setattr(runs, "hardware", lambda: {**real(), "torch_threads": threads, "cpu_count": cores})
+
+
+def test_a_run_resumed_on_another_device_names_both_and_gives_no_cpu_rate(tmp_path, monkeypatch):
     from paper.plan import measured_rates
     from repro.presets import make_spec
     from repro.runs import RunRecord, hardware, run_directory
 
+    on_cores(monkeypatch, threads=1)
     spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini")
     record = RunRecord(run_directory(tmp_path, spec))
     record.create(spec)
@@ -215,29 +223,58 @@ def test_a_run_resumed_on_another_device_names_both_and_gives_no_cpu_rate(tmp_pa
     assert trained_on([run], "cpu") == [run]
 
 
-def test_a_bf16_plan_is_estimated_from_runs_on_cpus_of_this_machines_kind(tmp_path, monkeypatch):
-    from paper.plan import expected_seconds, measured_rates
+def finished_adn(results_dir, seed: int, images_per_s: float, **segment_notes):
+    """A finished mini ADN run record (bf16) under ``results_dir`` that trained at ``images_per_s``."""
     from repro.presets import make_spec
     from repro.runs import RunRecord, run_directory
 
-    def finished(seed, images_per_s, kernels):
-        spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini", seed=seed)  # bf16
-        record = RunRecord(run_directory(tmp_path, spec))
-        record.create(spec)
-        record.append_metrics({"epoch": 1, "images_per_s": images_per_s})
-        record.end_segment(record.start_segment(None, device="cpu", **kernels), "finished")
-        record.eval_file.write_text("split,skip,acc1_pct\n")
-        return spec
+    spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini", seed=seed)
+    record = RunRecord(run_directory(results_dir, spec))
+    record.create(spec)
+    record.append_metrics({"epoch": 1, "images_per_s": images_per_s})
+    record.end_segment(record.start_segment(None, device="cpu", **segment_notes), "finished")
+    record.eval_file.write_text("split,skip,acc1_pct\n")
+    return spec
 
-    spec = finished(0, 330.0, {})  # before segments said, or with bf16 units
-    finished(1, 110.0, {"bf16_kernels": precision.FP32_PRODUCTS})
+
+def test_a_bf16_plan_is_estimated_from_runs_on_cpus_of_this_machines_kind(tmp_path, monkeypatch):
+    from paper.plan import expected_seconds, measured_rates
+
+    on_cores(monkeypatch, threads=1)
+    spec = finished_adn(tmp_path, 0, 330.0)  # before segments said, or with bf16 units
+    finished_adn(tmp_path, 1, 110.0, bf16_kernels=precision.FP32_PRODUCTS)
     rates = measured_rates(tmp_path)
     assert rates == {("resnet_mini", "adn", 128, False): [330.0], ("resnet_mini", "adn", 128, True): [110.0]}
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     without_units = expected_seconds(spec, rates)
-    assert without_units == pytest.approx(15 * 55_000 / 110.0 * 1.1)
+    assert without_units == pytest.approx(15 * 55_000 / (2 * 110.0) * 1.1)  # alone on both cores
     monkeypatch.setattr(precision, "native_bf16", lambda device: True)
     assert expected_seconds(spec, rates) == pytest.approx(without_units / 3)
+
+
+@pytest.mark.parametrize("threads, cores, images_per_s", [(1, 2, 110.0), (2, 2, 220.0), (4, 2, 220.0)])
+def test_a_plan_counts_a_finished_runs_speed_per_thread_it_had(tmp_path, monkeypatch, threads, cores, images_per_s):
+    """One run per core beside another (110 images/s each) is what one run on both cores
+    does (220): both estimate a new run alone on the plan's 2 cores at 220 images/s; threads
+    beyond the cores count as the cores."""
+    from paper.plan import expected_seconds, measured_rates
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)  # runs and plan on bf16 units
+    on_cores(monkeypatch, threads, cores)
+    spec = finished_adn(tmp_path, 0, images_per_s)
+    assert expected_seconds(spec, measured_rates(tmp_path)) == pytest.approx(15 * 55_000 / 220.0 * 1.1)
+
+
+def test_a_run_whose_segments_trained_on_different_thread_counts_gives_no_rate(tmp_path, monkeypatch):
+    from paper.plan import measured_rates
+    from repro.runs import RunRecord, run_directory
+
+    on_cores(monkeypatch, threads=2)
+    spec = finished_adn(tmp_path, 0, 220.0)
+    record = RunRecord(run_directory(tmp_path, spec))
+    on_cores(monkeypatch, threads=1)
+    record.end_segment(record.start_segment({"epoch": 1, "step": 0}, device="cpu"), "finished")
+    assert measured_rates(tmp_path) == {}
 
 
 def test_a_no_train_dry_run_counts_no_training_time(tmp_path):
