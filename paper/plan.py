@@ -119,18 +119,19 @@ def measured_rates(results_dir) -> dict[tuple, list[float]]:
         except ReproError:
             continue
         if record.is_finished() and all(d["kind"] == "cpu" for d in record.segment_devices()):
-            kinds = {segment.get("bf16_kernels") == FP32_PRODUCTS for segment in record.env().get("segments", [])}
-            threads = training_threads(record)
+            env = record.env()
+            kinds = {segment.get("bf16_kernels") == FP32_PRODUCTS for segment in env.get("segments", [])}
+            threads = training_threads(env)
             if len(kinds) == 1 and threads:
                 rates[spec.arch, spec.method, spec.recipe.batch_size, kinds.pop()] += [
                     m["images_per_s"] / threads for m in record.metrics() if m.get("images_per_s")]
     return rates
 
 
-def training_threads(record: RunRecord) -> int | None:
-    """The CPU threads a run trained with, at most its machine's cores (more threads than
-    cores ran no faster); None when its segments differ or did not say."""
-    env = record.env()
+def training_threads(env: dict) -> int | None:
+    """The CPU threads a run trained with (from its ``env.json``), at most its machine's
+    cores (more threads than cores ran no faster); None when its segments differ or did not
+    say."""
     counts = set()
     for segment in env.get("segments") or [{}]:
         hardware = segment.get("hardware") or env.get("hardware", {})
