@@ -6,22 +6,26 @@
 #    and the call ends early, leaving device time to try again);
 # 2. on the quiet GPU: the GPU tests (-x, failures printed), then the timings of table 2 and
 #    figures 5 and 6 (cached as results/<preset>/measurements/*-cuda.*; fig6a's is what
-#    `latency --arch resnet50 --width --device cuda` measures);
-# 3. the study's runs (TRAIN_ARGS: pools one after another) with --jobs JOBS until BUDGET_S
-#    seconds after the start; then Ctrl-C: every running run saves its checkpoint;
+#    `latency --arch resnet50 --width --device cuda` measures). Once every timing is cached,
+#    nothing needs a quiet GPU: the timings are not drawn there and the tests run beside
+#    the training;
+# 3. the study's runs until BUDGET_S seconds after the start; then Ctrl-C: every running run
+#    saves its checkpoint. TRAIN_ARGS: `reproduce` arguments of pools; ';' separates stages
+#    run one after another, '&' pools of one stage run together. A pool without its own
+#    --jobs gets --jobs JOBS;
 # 4. $OUT/records.tgz (what was written under results/, no checkpoints), $OUT/checkpoints-N.tgz
 #    (unfinished runs, furthest first, as many as the tool brings back) and $OUT/session.log.
-# Locally, to test it: OUT=/tmp/out DEVICE=cpu JOBS=2 BUDGET_S=200 bash scripts/device/session.sh
+# Locally, to test it (in a copy of the tree: its pools write under results/):
+#   OUT=/tmp/out DEVICE=cpu JOBS=2 BUDGET_S=200 bash scripts/device/session.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 : "${OUT:?run this through the device tool, which sets OUT}"
 DEVICE=${DEVICE:-cuda}
 JOBS=${JOBS:-12}
 BUDGET_S=${BUDGET_S:-500}
-# pools in order, separated by ';': the next starts when one ends with time to spare. A run
-# whose checkpoint stayed behind fails at once there ("no checkpoint to resume from") and the
-# pool goes on without it.
-TRAIN_ARGS=${TRAIN_ARGS:-table3 table4 fig6 --preset mini --seeds 2 --arch resnet_mini;fig7 --preset mini --seeds 2;table1 --preset mini --seeds 3 --arch mobilenet_v2_mini --arch vit_mini}
+# The next stage starts when one ends with time to spare. A run whose checkpoint stayed
+# behind fails at once there ("no checkpoint to resume from") and its pool goes on without it.
+TRAIN_ARGS=${TRAIN_ARGS:-table3 table4 fig6 --preset mini --seeds 2 --arch resnet_mini --jobs 7 & fig7 --preset mini --seeds 2 --jobs 1 & table1 --preset mini --seeds 3 --arch vit_mini --jobs 3;table1 --preset mini --seeds 3 --arch mobilenet_v2_mini}
 START=$(date +%s)
 if [ -d .whl ] && ls .whl/*.whl > /dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
@@ -51,31 +55,46 @@ data=(--data-path .data/fashion-mnist)
     for job in $(jobs -p); do wait "$job" || smoke_ok=0; done
     for arch in mobilenet_v2_mini vit_mini resnet_mini; do echo "-- $arch"; tail -n 3 "/tmp/smoke-$arch.log"; done
     if [ "$smoke_ok" = 1 ]; then
-        step "GPU tests on the quiet GPU"
-        timeout 150 python3 -m pytest -q -x --tb=short -m gpu tests/test_gpu.py -p no:cacheprovider 2>&1 | tail -n 40
-        step "timings of table 2, figures 5 and 6 on $DEVICE (fig6a is latency --arch resnet50 --width)"
-        timeout 300 python3 cli.py reproduce table2 fig5 fig6 --preset mini --seeds 3 --arch resnet_mini --no-train \
-            --device "$DEVICE" "${data[@]}" --no-progress | grep -v "^  "
-        IFS=';' read -ra pools <<< "$TRAIN_ARGS"
-        for args in "${pools[@]}"; do
+        gpu_tests=(timeout 240 python3 -m pytest -q -x --tb=short -m gpu tests/test_gpu.py -p no:cacheprovider)
+        if ls results/mini/measurements/{timing,latency,depth_width_latency}-cuda.json > /dev/null 2>&1; then
+            step "every timing is cached: GPU tests beside the training (/tmp/gpu-tests.log)"
+            "${gpu_tests[@]}" > /tmp/gpu-tests.log 2>&1 &
+            tests_beside=$!
+        else
+            step "GPU tests on the quiet GPU"
+            "${gpu_tests[@]}" 2>&1 | tail -n 40
+            step "timings of table 2, figures 5 and 6 on $DEVICE (fig6a is latency --arch resnet50 --width)"
+            timeout 300 python3 cli.py reproduce table2 fig5 fig6 --preset mini --seeds 3 --arch resnet_mini --no-train \
+                --device "$DEVICE" "${data[@]}" --no-progress | grep -v "^  "
+        fi
+        IFS=';' read -ra stages <<< "$TRAIN_ARGS"
+        for stage in "${stages[@]}"; do
             [ $(( $(date +%s) - START + 60 )) -lt "$BUDGET_S" ] || break
-            step "training until +${BUDGET_S} s: reproduce $args --jobs $JOBS"
-            # its own process group, so that Ctrl-C reaches the pool and every worker
-            # shellcheck disable=SC2086
-            setsid python3 cli.py reproduce $args --device "$DEVICE" --jobs "$JOBS" "${data[@]}" --no-progress \
-                >> /tmp/train.log 2>&1 &
-            pool=$!
-            while kill -0 "$pool" 2>/dev/null && [ $(( $(date +%s) - START )) -lt "$BUDGET_S" ]; do sleep 2; done
-            if kill -0 "$pool" 2>/dev/null; then
-                step "Ctrl-C to the training pool"
-                kill -INT -- "-$pool" 2>/dev/null
-                for _ in $(seq 60); do kill -0 "$pool" 2>/dev/null || break; sleep 1; done
-                kill -0 "$pool" 2>/dev/null && { echo "pool still running after 60 s: killed"; kill -KILL -- "-$pool"; }
+            IFS='&' read -ra pools <<< "$stage"
+            groups=()
+            for args in "${pools[@]}"; do
+                [[ " $args " == *" --jobs "* ]] || args="$args --jobs $JOBS"
+                step "training until +${BUDGET_S} s: reproduce $args"
+                # its own process group, so that Ctrl-C reaches the pool and every worker
+                # shellcheck disable=SC2086
+                setsid python3 cli.py reproduce $args --device "$DEVICE" "${data[@]}" --no-progress \
+                    >> /tmp/train.log 2>&1 &
+                groups+=($!)
+            done
+            running() { for pool in "${groups[@]}"; do kill -0 "$pool" 2>/dev/null && return 0; done; return 1; }
+            while running && [ $(( $(date +%s) - START )) -lt "$BUDGET_S" ]; do sleep 2; done
+            if running; then
+                step "Ctrl-C to the training pools"
+                for pool in "${groups[@]}"; do kill -INT -- "-$pool" 2>/dev/null; done
+                for _ in $(seq 60); do running || break; sleep 1; done
+                running && { echo "pools still running after 60 s: killed"; for pool in "${groups[@]}"; do kill -KILL -- "-$pool" 2>/dev/null; done; }
             fi
-            wait "$pool"; status=$?
-            step "pool exit status $status"
+            for pool in "${groups[@]}"; do wait "$pool"; step "pool $pool exit status $?"; done
         done
         grep -v "^  \(finished\|to train\|left out\|cached\)" /tmp/train.log | tail -n 60
+        if [ -n "${tests_beside:-}" ]; then
+            wait "$tests_beside"; step "GPU tests (beside the training) exit status $?"; tail -n 40 /tmp/gpu-tests.log
+        fi
     else
         step "smoke failed: nothing else runs"; cat /tmp/smoke-*.log | tail -n 60
     fi
