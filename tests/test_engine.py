@@ -214,3 +214,36 @@ def test_ctrl_c_saves_the_running_run_and_starts_no_queued_one(tmp_path, started
     assert child.wait(timeout=120) == 130
     assert (runs / first / "checkpoint.pt").exists()
     assert not any((runs / run_id).exists() for run_id in queued)
+
+
+def test_owned_gradients_accumulate_over_two_backward_passes_as_before():
+    # ADN's two backward passes add into one .grad; with the copies a parameter that no pass
+    # used keeps no gradient, so the optimiser (weight decay, momentum) still skips it
+    def grads(own: bool):
+        torch.manual_seed(0)
+        model = torch.nn.ModuleDict({"a": torch.nn.Linear(4, 3), "b": torch.nn.Linear(3, 2),
+                                     "unused": torch.nn.Linear(2, 2)})
+        if own:
+            assert len(capture.own_gradients(model)) == 6
+        x = torch.randn(5, 4)
+        model["b"](model["a"](x)).square().sum().backward()
+        first = model["a"].weight.grad
+        model["a"](x).sum().backward()
+        return model, first
+
+    plain, _ = grads(own=False)
+    owned, first = grads(own=True)
+    for name, parameter in plain.named_parameters():
+        other = owned.get_parameter(name)
+        assert (other.grad is None) == (parameter.grad is None), name
+        if parameter.grad is not None:
+            assert torch.equal(other.grad, parameter.grad), name
+    assert owned["a"].weight.grad is not first  # each pass leaves a copy of its own
+
+
+def test_a_model_captured_for_cuda_copies_its_gradients_out_and_for_the_cpu_does_not():
+    cuda_model, cpu_model = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    capture.compiled(cuda_model, torch.device("cuda"))  # compiling is lazy: no GPU needed here
+    capture.compiled(cpu_model, torch.device("cpu"))
+    assert all(p._post_accumulate_grad_hooks for p in cuda_model.parameters())
+    assert not any(p._post_accumulate_grad_hooks for p in cpu_model.parameters())
