@@ -21,7 +21,7 @@ from repro.methods.kd import teacher_finished
 from repro.models import ARCHS
 from repro.precision import FP32_PRODUCTS, products_in_fp32
 from repro.presets import make_spec
-from repro.runs import RunRecord, run_directory
+from repro.runs import RunRecord, run_directory, segment_hardware
 from repro.specs import RunSpec
 
 # The plan's times are for this many CPU cores (its output says so).
@@ -134,7 +134,7 @@ def training_threads(env: dict) -> int | None:
     say."""
     counts = set()
     for segment in env.get("segments") or [{}]:
-        hardware = segment.get("hardware") or env.get("hardware", {})
+        hardware = segment_hardware(env, segment)
         threads, cores = hardware.get("torch_threads"), hardware.get("cpu_count")
         counts.add(min(threads, cores or threads) if threads else None)
     return counts.pop() if len(counts) == 1 else None

@@ -95,7 +95,7 @@ class RunRecord:
         env = self.env()
         devices = []
         for segment in env.get("segments", []):
-            hardware = segment.get("hardware") or env.get("hardware", {})
+            hardware = segment_hardware(env, segment)
             gpus = hardware.get("cuda_devices") or []
             kind = segment.get("device") or ("cuda" if gpus and "--device cpu" not in segment.get("command", "")
                                              else "cpu")
@@ -185,6 +185,12 @@ class RunRecord:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ReproError(f"unreadable run record file {path}: {error}") from None
+
+
+def segment_hardware(env: dict, segment: dict) -> dict:
+    """The hardware a training segment of a run record (``env.json``) ran on: its own, or
+    for a segment written before segments named it (2026-11-27), the record's."""
+    return segment.get("hardware") or env.get("hardware", {})
 
 
 def _close_killed(env: dict, segment: dict) -> None:
