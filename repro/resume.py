@@ -59,11 +59,20 @@ class Checkpointer:
         """(the restored train state, or None to start from the beginning; what the record's
         segment notes). ``--resume`` of an unfinished run without a checkpoint (killed in its
         first epoch) starts it over and says so; a damaged checkpoint is never silently
-        replaced by a new start."""
+        replaced by a new start, and a checkpoint whose record lacks some of its epochs is
+        not resumed into a record that would start at its epoch."""
         if not resume:
             return None, {}
         if self.record.checkpoint_file.exists():
-            return self.restore(), {}
+            state = self.restore()
+            recorded = len(self.record.metrics())
+            if recorded < state["epoch"]:
+                # the record was lost or replaced (seen: a copy of the tree sent over a run's folder):
+                # resuming would write a record whose first epochs never happened
+                raise ReproError(f"run {self.record.path} has a checkpoint after {state['epoch']} epochs but its record "
+                                 f"holds {recorded}; put its record files back (spec.json, env.json, metrics.jsonl) "
+                                 f"or move the checkpoint away to train the run anew")
+            return state, {}
         if not self.record.exists():
             return None, {}  # a new run (reproduce passes --resume to every run)
         epochs = len(self.record.metrics())

@@ -170,3 +170,18 @@ def test_resume_without_a_checkpoint_says_it_starts_over_and_records_it(tmp_path
     env = json.loads((run_dir / "env.json").read_text())
     assert env["status"] == "finished"
     assert env["segments"][-1]["restart"] == "no checkpoint" and env["segments"][-1]["resumed_from"] is None
+
+
+def test_a_checkpoint_whose_record_was_lost_is_not_resumed_into_a_new_record(tmp_path):
+    # a run's record files replaced (a tree copied over the run's folder) while its ignored
+    # checkpoint stayed: resuming would start a record at the checkpoint's epoch
+    finished = CliRunner().invoke(cli, FAKE_RUN + ["--results-dir", str(tmp_path)])
+    assert finished.exit_code == 0, finished.output
+    (run_dir,) = (tmp_path / "quick" / "runs").iterdir()
+    assert (run_dir / "checkpoint.pt").exists()
+    for name in ("env.json", "metrics.jsonl", "eval.csv"):
+        (run_dir / name).unlink()
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    result = CliRunner().invoke(cli, FAKE_RUN + ["--resume", "--results-dir", str(tmp_path)])
+    check_one_line(result.exit_code, result.stdout, result.stderr, "has a checkpoint after 1 epochs but its record holds 0")
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before  # nothing written
