@@ -64,15 +64,15 @@ class Checkpointer:
         if not resume:
             return None, {}
         if self.record.checkpoint_file.exists():
-            state = self.restore()
-            recorded = len(self.record.metrics())
-            if recorded < state["epoch"]:
+            checkpoint = self.read()
+            epoch, recorded = checkpoint.get("train_state", {}).get("epoch", 0), len(self.record.metrics())
+            if recorded < epoch:
                 # the record was lost or replaced (seen: a copy of the tree sent over a run's folder):
                 # resuming would write a record whose first epochs never happened
-                raise ReproError(f"run {self.record.path} has a checkpoint after {state['epoch']} epochs but its record "
+                raise ReproError(f"run {self.record.path} has a checkpoint after {epoch} epochs but its record "
                                  f"holds {recorded}; put its record files back (spec.json, env.json, metrics.jsonl) "
                                  f"or move the checkpoint away to train the run anew")
-            return state, {}
+            return self.load(checkpoint), {}
         if not self.record.exists():
             return None, {}  # a new run (reproduce passes --resume to every run)
         epochs = len(self.record.metrics())
@@ -84,9 +84,8 @@ class Checkpointer:
                        f"beginning", file=sys.stderr)
         return None, {"restart": "no checkpoint"}
 
-    def restore(self) -> dict:
-        """Loads the checkpoint into the model, optimiser, scaler, EMA and random generators;
-        returns its train state."""
+    def read(self) -> dict:
+        """The run's checkpoint, read but not yet loaded, once it is known to be this run's."""
         try:
             checkpoint = read_checkpoint(self.record.checkpoint_file)
         except CheckpointError as error:
@@ -94,6 +93,11 @@ class Checkpointer:
                                   f"to train it from the beginning)") from None
         if checkpoint.get("spec") != self.spec.to_dict():
             raise ReproError(f"{self.record.checkpoint_file} belongs to another run spec; refusing to resume from it")
+        return checkpoint
+
+    def load(self, checkpoint: dict) -> dict:
+        """Loads a checkpoint ``read`` returned into the model, optimiser, scaler, EMA and random
+        generators; returns its train state."""
         try:
             self.model.load_state_dict(checkpoint["state_dict"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])

@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cli import cli  # noqa: E402
 from repro.checkpoints import save_checkpoint  # noqa: E402
+from repro.errors import ReproError  # noqa: E402
 from repro.models import build_model  # noqa: E402
+from repro.resume import Checkpointer  # noqa: E402
+from repro.runs import RunRecord  # noqa: E402
 
 TRAIN = ["train", "--arch", "resnet_mini", "--results-dir", "{results}"]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
@@ -185,3 +188,12 @@ def test_a_checkpoint_whose_record_was_lost_is_not_resumed_into_a_new_record(tmp
     result = CliRunner().invoke(cli, FAKE_RUN + ["--resume", "--results-dir", str(tmp_path)])
     check_one_line(result.exit_code, result.stdout, result.stderr, "has a checkpoint after 1 epochs but its record holds 0")
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before  # nothing written
+    # and it refuses before loading anything: the model, optimiser and random generators keep their state
+    record = RunRecord(run_dir)
+    model = build_model(record.spec().arch, num_classes=10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    weights, rng = {k: v.clone() for k, v in model.state_dict().items()}, torch.get_rng_state()
+    with pytest.raises(ReproError, match="record holds 0"):
+        Checkpointer(record.spec(), record, model, optimizer, None, None, True).resume_point(resume=True)
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), rng) and not optimizer.state_dict()["state"]
