@@ -104,8 +104,10 @@ def training_order(runs) -> list[PlannedRun]:
 
 def measured_rates(results_dir) -> dict[tuple, list[float]]:
     """Training images/s per CPU thread of every finished run under ``results_dir`` that
-    trained on the CPU alone, by (arch, method, batch size, whether its bf16 matrix products
-    ran in fp32 kernels): a bf16 run on a CPU without bf16 units (``repro.precision``) is
+    trained on the CPU alone, by ``rate_key``: the network trained (arch, method, depth and
+    split: resnet_mini's individual TTTF network trains at nearly three times the images/s
+    of its FFFF one), batch size, and whether its bf16 matrix products ran in fp32 kernels:
+    a bf16 run on a CPU without bf16 units (``repro.precision``) is
     slower than on one with them (resnet_mini's ADN runs: 105-129 against 300-360 images/s
     on one thread each), so the two kinds of machine estimate apart. Per thread, because a
     run trained one per core beside another is half the machine: two of them give what a
@@ -123,9 +125,16 @@ def measured_rates(results_dir) -> dict[tuple, list[float]]:
             kinds = {segment.get("bf16_kernels") == FP32_PRODUCTS for segment in env.get("segments", [])}
             threads = training_threads(env)
             if len(kinds) == 1 and threads:
-                rates[spec.arch, spec.method, spec.recipe.batch_size, kinds.pop()] += [
+                rates[rate_key(spec, kinds.pop())] += [
                     m["images_per_s"] / threads for m in record.metrics() if m.get("images_per_s")]
     return rates
+
+
+def rate_key(spec: RunSpec, fp32_products: bool) -> tuple:
+    """What a run's training speed depends on: the network it trains, its batch size and
+    whether its bf16 matrix products run in fp32 kernels."""
+    split = tuple(spec.options.split) if spec.options.split else None
+    return spec.arch, spec.method, spec.options.depth, split, spec.recipe.batch_size, fp32_products
 
 
 def training_threads(env: dict) -> int | None:
@@ -142,14 +151,14 @@ def training_threads(env: dict) -> int | None:
 
 def expected_seconds(spec: RunSpec, rates: dict[tuple, list[float]]) -> float | None:
     """Rough training time of the run alone on ``PLAN_CORES`` CPU cores of this machine:
-    from finished runs of the same architecture and method on CPUs of its kind
-    (``measured_rates``, per thread) if there are any, else from the built-in rates above.
+    from finished runs that trained the same network on CPUs of its kind (``measured_rates``,
+    per thread) if there are any, else from the built-in rates above.
     Two runs at a time each take about twice as long; the plan's total holds either way.
     None when unknown."""
     r = spec.recipe
     epoch = DATASETS.get(spec.dataset).train_images
     images = r.epochs * min(r.train_subset or epoch, epoch)
-    per_thread = rates.get((spec.arch, spec.method, r.batch_size, products_in_fp32(r.amp, "cpu")))
+    per_thread = rates.get(rate_key(spec, products_in_fp32(r.amp, "cpu")))
     if per_thread:
         rate = sorted(per_thread)[len(per_thread) // 2] * PLAN_CORES
     elif spec.arch in CPU_IMAGES_PER_S:

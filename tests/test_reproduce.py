@@ -219,7 +219,7 @@ def test_a_run_resumed_on_another_device_names_both_and_gives_no_cpu_rate(tmp_pa
     run = FinishedRun("ADN", "resnet_mini", "adn", 0, record)
     assert trained_on([run], "cpu") == [] and trained_on([run], "cuda") == []  # table 2 shows its epochs nowhere
     record.env_file.write_text(json.dumps({**record.env(), "segments": record.env()["segments"][1:]}))
-    assert measured_rates(tmp_path) == {("resnet_mini", "adn", 128, False): [3000.0]}
+    assert measured_rates(tmp_path) == {("resnet_mini", "adn", None, None, 128, False): [3000.0]}
     assert trained_on([run], "cpu") == [run]
 
 
@@ -244,7 +244,8 @@ def test_a_bf16_plan_is_estimated_from_runs_on_cpus_of_this_machines_kind(tmp_pa
     spec = finished_adn(tmp_path, 0, 330.0)  # before segments said, or with bf16 units
     finished_adn(tmp_path, 1, 110.0, bf16_kernels=precision.FP32_PRODUCTS)
     rates = measured_rates(tmp_path)
-    assert rates == {("resnet_mini", "adn", 128, False): [330.0], ("resnet_mini", "adn", 128, True): [110.0]}
+    assert rates == {("resnet_mini", "adn", None, None, 128, False): [330.0],
+                     ("resnet_mini", "adn", None, None, 128, True): [110.0]}
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     without_units = expected_seconds(spec, rates)
     assert without_units == pytest.approx(15 * 55_000 / (2 * 110.0) * 1.1)  # alone on both cores
@@ -263,6 +264,32 @@ def test_a_plan_counts_a_finished_runs_speed_per_thread_it_had(tmp_path, monkeyp
     on_cores(monkeypatch, threads, cores)
     spec = finished_adn(tmp_path, 0, images_per_s)
     assert expected_seconds(spec, measured_rates(tmp_path)) == pytest.approx(15 * 55_000 / 220.0 * 1.1)
+
+
+def test_individual_networks_of_other_depths_are_estimated_apart(tmp_path, monkeypatch):
+    """A full-depth and a base-depth individual network train at different speeds: each
+    estimate comes from runs of its own depth, and a depth never trained falls back to the
+    built-in rate."""
+    from paper.plan import CPU_IMAGES_PER_S, expected_seconds, measured_rates
+    from repro.presets import make_spec
+    from repro.runs import RunRecord, run_directory
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    on_cores(monkeypatch, threads=2, cores=2)
+    specs = {}
+    for depth, images_per_s in (("FFFF", 300.0), ("TTTT", 450.0)):
+        spec = specs[depth] = make_spec("resnet_mini", "individual", "fashion_mnist", "mini",
+                                        options={"depth": depth})
+        record = RunRecord(run_directory(tmp_path, spec))
+        record.create(spec)
+        record.append_metrics({"epoch": 1, "images_per_s": images_per_s})
+        record.end_segment(record.start_segment(None, device="cpu"), "finished")
+        record.eval_file.write_text("split,skip,acc1_pct\n")
+    rates = measured_rates(tmp_path)
+    assert expected_seconds(specs["FFFF"], rates) == pytest.approx(15 * 55_000 / 300.0 * 1.1)
+    assert expected_seconds(specs["TTTT"], rates) == pytest.approx(15 * 55_000 / 450.0 * 1.1)
+    untrained = make_spec("resnet_mini", "individual", "fashion_mnist", "mini", options={"depth": "TTFF"})
+    assert expected_seconds(untrained, rates) == pytest.approx(15 * 55_000 / CPU_IMAGES_PER_S["resnet_mini"] * 1.1)
 
 
 def test_a_run_whose_segments_trained_on_different_thread_counts_gives_no_rate(tmp_path, monkeypatch):
