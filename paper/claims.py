@@ -4,6 +4,7 @@ paper with our verdicts, from the tables ``reproduce`` wrote and the finished ru
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,17 +15,46 @@ from analysis.reference import load_reference
 from analysis.figures import FIG7_ROLES
 from analysis.tables import table6, table7
 from paper.collect import finished_evals
-from paper.plan import select_artifacts
+from paper.plan import plan_runs, select_artifacts
+from paper.study import study_for
 from repro.files import write_text
 from repro.runs import RunRecord, collect_environment
 
 CONVERGED_PRESETS = ("mini", "paper")
+# The converged study's scope: seeds per artifact, and the architectures of an artifact where
+# a preset's study keeps to fewer than the preset names (mini's ablations: resnet_mini only).
 STUDY_SEEDS = {"table1": 3, "table6": 3, "fig3": 3, "fig4": 3, "table3": 2, "table4": 2, "table7": 2, "fig7": 2}
+STUDY_ARCHS = {("mini", "table3"): ("resnet_mini",)}
+NAMED_RUNS = 10  # the unfinished runs the header names one by one; more are counted
 
 
 def reproduce_command(preset: str, artifact: str) -> str:
     seeds = STUDY_SEEDS.get(artifact, 1) if preset in CONVERGED_PRESETS else 1
-    return f"python cli.py reproduce {artifact} --preset {preset}" + (f" --seeds {seeds}" if seeds > 1 else "")
+    archs = STUDY_ARCHS.get((preset, artifact), ())
+    return (f"python cli.py reproduce {artifact} --preset {preset}" + (f" --seeds {seeds}" if seeds > 1 else "")
+            + "".join(f" --arch {arch}" for arch in archs))
+
+
+def unfinished_study_runs(results_dir: str | Path, preset: str) -> list[str]:
+    """Ids of the runs in a converged preset's study scope (``STUDY_SEEDS``, ``STUDY_ARCHS``)
+    that have not finished under ``results_dir``."""
+    study, left = study_for(preset), {}
+    for artifact, seeds in STUDY_SEEDS.items():
+        scope = dataclasses.replace(study, only_archs=STUDY_ARCHS.get((preset, artifact), ()))
+        left.update({run_id: None for run_id, run in plan_runs(select_artifacts([artifact]), scope, seeds,
+                                                               results_dir).items() if run.status != "finished"})
+    return list(left)
+
+
+def study_state(results_dir: str | Path, preset: str) -> str:
+    """Whether the preset's study scope has finished, naming the runs it still lacks."""
+    left = unfinished_study_runs(results_dir, preset)
+    if not left:
+        return "complete: every run of its scope has finished"
+    named = (", ".join(f"`{run_id}`" for run_id in left) if len(left) <= NAMED_RUNS else
+             f"`python cli.py reproduce ARTIFACT --preset {preset} --seeds N --dry-run` lists an artifact's")
+    return (f"{len(left)} run{'s' * (len(left) > 1)} of its scope not finished yet ({named}); "
+            "the verdicts below use the finished ones")
 
 
 def written_frames(folder: Path) -> dict[str, pd.DataFrame]:
@@ -84,7 +114,7 @@ def write_claims(results_dir: str | Path = "results", preset: str = "mini") -> P
         "`.provenance.json` naming its runs, their commits, the hardware and the library versions.", "",
         "- `quick/`: one-epoch runs of every artifact, a smoke test of the whole pipeline; not converged.",
         "- `mini/`: the converged CPU-sized study (15 epochs, resnet_mini / vit_mini / mobilenet_v2_mini on "
-        "Fashion-MNIST, seeds), in progress.",
+        f"Fashion-MNIST, seeds): {study_state(root, 'mini')}.",
         "- `benchmarks/`: speed ratios measured within one run (see the README's Benchmarks).", "",
         f"## Claims ({preset})", "", body,
         f"## Runs of `{preset}`", "", *run_summary(folder / "runs"), ""])

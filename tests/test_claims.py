@@ -63,6 +63,21 @@ def test_claims_command_writes_results_readme_from_an_empty_study(tmp_path):
     assert path == tmp_path / "README.md" and text.count("### ") == len(CLAIMS)
     assert "`python cli.py reproduce table1 --preset mini --seeds 3`" in text
     assert "0 finished, 0 under way" in text
+    assert "runs of its scope not finished yet (`python cli.py reproduce ARTIFACT --preset mini" in text
+
+
+def test_the_study_state_names_the_runs_its_scope_still_lacks(tmp_path, monkeypatch):
+    from paper import claims
+
+    monkeypatch.setattr(claims, "STUDY_SEEDS", {"table4": 2})
+    left = claims.unfinished_study_runs(tmp_path, "mini")
+    assert len(left) == 6 and all(run_id.startswith("resnet_mini-adn-") for run_id in left)  # 3 strategies x 2 seeds
+    assert claims.study_state(tmp_path, "mini").startswith(f"6 runs of its scope not finished yet (`{left[0]}`, ")
+    monkeypatch.setattr(claims, "STUDY_SEEDS", {"table3": 2})
+    assert len(claims.unfinished_study_runs(tmp_path, "mini")) == 12  # resnet_mini's 6 variants, not vit_mini's
+    assert claims.reproduce_command("mini", "table3") == "python cli.py reproduce table3 --preset mini --seeds 2 --arch resnet_mini"
+    monkeypatch.setattr(claims, "unfinished_study_runs", lambda results_dir, preset: [])
+    assert claims.study_state(tmp_path, "mini") == "complete: every run of its scope has finished"
 
 
 def test_with_every_artifact_written_every_claim_has_a_verdict():
