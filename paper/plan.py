@@ -26,6 +26,9 @@ from repro.specs import RunSpec
 
 # The plan's times are for this many CPU cores (its output says so).
 PLAN_CORES = 2
+# The run records committed with the toolkit: a plan for another results folder (a study
+# trained anew) is estimated from their speeds too.
+COMMITTED_RESULTS = Path(__file__).resolve().parents[1] / "results"
 # Images per second of an individual full-depth network's training step on 2 CPU cores
 # (measured here on the quick preset), and each method's cost relative to it.
 CPU_IMAGES_PER_S = {"resnet_mini": 400.0, "vit_mini": 300.0, "mobilenet_v2_mini": 150.0}
@@ -102,8 +105,9 @@ def training_order(runs) -> list[PlannedRun]:
     return sorted(runs, key=lambda p: (p.spec.method in TEACHER_READERS, p.spec.seed, p.fraction_left))
 
 
-def measured_rates(results_dir) -> dict[tuple, list[float]]:
-    """Training images/s per CPU thread of every finished run under ``results_dir`` that
+def measured_rates(*results_dirs) -> dict[tuple, list[float]]:
+    """Training images/s per CPU thread of every finished run under ``results_dirs`` (each
+    folder once) that
     trained on the CPU alone, by ``rate_key``: the network trained (arch, method, depth and
     split: resnet_mini's individual TTTF network trains at nearly three times the images/s
     of its FFFF one), batch size, and whether its bf16 matrix products ran in fp32 kernels:
@@ -114,7 +118,8 @@ def measured_rates(results_dir) -> dict[tuple, list[float]]:
     run alone on both cores would. A run whose segments ran both ways, or with different
     thread counts, gives no rate."""
     rates = defaultdict(list)
-    for spec_file in Path(results_dir).glob("*/runs/*/spec.json"):
+    folders = dict.fromkeys(Path(folder).resolve() for folder in results_dirs)
+    for spec_file in (found for folder in folders for found in folder.glob("*/runs/*/spec.json")):
         record = RunRecord(spec_file.parent)
         try:
             spec = record.spec()
@@ -170,10 +175,11 @@ def expected_seconds(spec: RunSpec, rates: dict[tuple, list[float]]) -> float | 
 
 def describe_plan(plan: dict[str, PlannedRun], results_dir, training: bool = True) -> tuple[list[str], float | None]:
     """One line per run: its status and, when ``training``, how long the unfinished ones
-    should take; and their total (None when unknown). Not training, the unfinished runs
-    are marked "left out" and cost nothing."""
+    should take (``expected_seconds``, from the speeds of runs finished under
+    ``results_dir`` and of the committed ones); and their total (None when unknown). Not
+    training, the unfinished runs are marked "left out" and cost nothing."""
     lines, total = [], 0.0
-    rates = measured_rates(results_dir)
+    rates = measured_rates(results_dir, COMMITTED_RESULTS)
     for entry in training_order(plan.values()):
         roles = "; ".join(sorted({f"{a}: {r}" for a, r in entry.roles}))
         status = entry.status if training or entry.status == "finished" else "left out"

@@ -148,11 +148,13 @@ def test_a_dry_run_says_when_its_bf16_runs_would_train_without_bf16_units_here(t
     assert "bf16 units" not in CliRunner().invoke(cli, command).output
 
 
-def test_a_run_to_resume_is_estimated_by_the_epochs_it_has_left(tmp_path):
+def test_a_run_to_resume_is_estimated_by_the_epochs_it_has_left(tmp_path, monkeypatch):
+    from paper import plan
     from paper.plan import PlannedRun, describe_plan, expected_seconds
     from repro.presets import make_spec
     from repro.runs import RunRecord, run_directory
 
+    monkeypatch.setattr(plan, "COMMITTED_RESULTS", tmp_path)  # no finished run anywhere: the built-in rates
     spec = make_spec("resnet_mini", "adn", "fashion_mnist", "mini")  # 15 epochs
     record = RunRecord(run_directory(tmp_path, spec))
     record.create(spec)
@@ -290,6 +292,25 @@ def test_individual_networks_of_other_depths_are_estimated_apart(tmp_path, monke
     assert expected_seconds(specs["TTTT"], rates) == pytest.approx(15 * 55_000 / 450.0 * 1.1)
     untrained = make_spec("resnet_mini", "individual", "fashion_mnist", "mini", options={"depth": "TTFF"})
     assert expected_seconds(untrained, rates) == pytest.approx(15 * 55_000 / CPU_IMAGES_PER_S["resnet_mini"] * 1.1)
+
+
+def test_a_study_trained_anew_is_estimated_from_the_committed_runs(tmp_path, monkeypatch):
+    """A dry run for a new results folder holds no finished runs: the committed records'
+    speeds estimate it, each record counted once when the folder is the committed one."""
+    from paper import plan
+    from paper.plan import PlannedRun, describe_plan
+    from repro.runs import RunRecord, run_directory
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    on_cores(monkeypatch, threads=2, cores=2)
+    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
+    finished_adn(committed, 0, 220.0)
+    monkeypatch.setattr(plan, "COMMITTED_RESULTS", committed)
+    spec = finished_adn(tmp_path / "elsewhere", 1, 1.0)  # the spec of an unfinished seed 1 run
+    entry = PlannedRun(spec, RunRecord(run_directory(fresh, spec)))
+    _, total = describe_plan({spec.run_id: entry}, fresh)
+    assert total == pytest.approx(15 * 55_000 / 220.0 * 1.1)
+    assert plan.measured_rates(committed, committed) == plan.measured_rates(committed)  # counted once
 
 
 def test_a_run_whose_segments_trained_on_different_thread_counts_gives_no_rate(tmp_path, monkeypatch):
