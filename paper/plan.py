@@ -107,11 +107,10 @@ def training_order(runs) -> list[PlannedRun]:
 
 def measured_rates(*results_dirs) -> dict[tuple, list[float]]:
     """Training images/s per CPU thread of every finished run under ``results_dirs`` (each
-    folder once) that
-    trained on the CPU alone, by ``rate_key``: the network trained (arch, method, depth and
-    split: resnet_mini's individual TTTF network trains at nearly three times the images/s
-    of its FFFF one), batch size, and whether its bf16 matrix products ran in fp32 kernels:
-    a bf16 run on a CPU without bf16 units (``repro.precision``) is
+    folder once) that trained on the CPU alone, by ``rate_key``: the network trained (arch,
+    method, depth and split: resnet_mini's individual TTTF network trains at nearly three
+    times the images/s of its FFFF one), batch size, and whether its bf16 matrix products
+    ran in fp32 kernels: a bf16 run on a CPU without bf16 units (``repro.precision``) is
     slower than on one with them (resnet_mini's ADN runs: 105-129 against 300-360 images/s
     on one thread each), so the two kinds of machine estimate apart. Per thread, because a
     run trained one per core beside another is half the machine: two of them give what a
