@@ -69,12 +69,14 @@ def commits_text(identities: list[dict]) -> str:
 
 
 def run_summary(runs_folder: Path) -> list[str]:
-    """One line per finished run: id, where it ran, its commits and wall time; then the unfinished count."""
-    lines, unfinished, lower_bounds = [], 0, 0
+    """One line per finished run: id, where it ran, its commits and wall time; then their count.
+    Unfinished records are left out: they exist only on the machine that trains them (a
+    committed README would count another machine's runs), and the header names the runs
+    the study still lacks (``study_state``)."""
+    lines, lower_bounds = [], 0
     for spec_file in sorted(runs_folder.glob("*/spec.json")):
         record = RunRecord(spec_file.parent)
         if not record.is_finished():
-            unfinished += 1
             continue
         seconds, complete = record.wall_time()
         lower_bounds += not complete
@@ -82,7 +84,7 @@ def run_summary(runs_folder: Path) -> list[str]:
         lines.append(f"| `{record.path.name}` | {record.device_names()} | {commits_text(record.code_identities())} "
                      f"| {wall} |")
     header = ["| finished run | device | commits (+: uncommitted changes) | wall time |", "|---|---|---|---|"]
-    footer = [f"{len(lines)} finished, {unfinished} under way (a table uses a run once it has finished)."]
+    footer = [f"{len(lines)} finished run{'s' * (len(lines) != 1)} (a table uses a run once it has finished)."]
     if lower_bounds:
         footer.append(f"A wall time with >= is a lower bound ({lower_bounds} run{'s' * (lower_bounds > 1)}): "
                       "a training process of the run was killed (a session's end, a machine taken back), and the "

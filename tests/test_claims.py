@@ -62,7 +62,7 @@ def test_claims_command_writes_results_readme_from_an_empty_study(tmp_path):
     text = path.read_text()
     assert path == tmp_path / "README.md" and text.count("### ") == len(CLAIMS)
     assert "`python cli.py reproduce table1 --preset mini --seeds 3`" in text
-    assert "0 finished, 0 under way" in text
+    assert "0 finished runs" in text
     assert "runs of its scope not finished yet (`python cli.py reproduce ARTIFACT --preset mini" in text
 
 
@@ -174,7 +174,17 @@ def test_a_killed_segment_counts_to_its_last_checkpoint_and_the_runs_table_says_
     record.eval_file.write_text("split,skip,acc1_pct\ntest,FFFF,90.0\n")
     rows = run_summary(tmp_path / "mini" / "runs")
     assert f"| `{record.path.name}` |" in rows[2] and rows[2].endswith("| >= 0.19 h |")
-    assert "lower bound (1 run)" in rows[-1] and "1 finished, 0 under way" in rows[-1]
+    assert "lower bound (1 run)" in rows[-1] and "1 finished run (" in rows[-1]
+
+
+def test_the_runs_table_leaves_out_records_still_training(tmp_path):
+    """An unfinished record lives only on the machine that trains it: the committed table
+    would otherwise count runs that a fresh clone does not have."""
+    from paper.claims import run_summary
+
+    new_record(tmp_path).start_segment(None)
+    rows = run_summary(tmp_path / "mini" / "runs")
+    assert rows[-1].startswith("0 finished runs") and not any("resnet_mini-adn" in row for row in rows)
 
 
 def test_a_segment_killed_before_any_checkpoint_adds_no_time(tmp_path):
