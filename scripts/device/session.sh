@@ -25,9 +25,10 @@ JOBS=${JOBS:-12}
 BUDGET_S=${BUDGET_S:-500}
 # The next stage starts when one ends with time to spare. A run whose checkpoint stayed
 # behind fails at once there ("no checkpoint to resume from") and its pool goes on without it.
-# Left after 2026-11-28: mobilenet_v2_mini's table 1 seeds (four runs, ADN the longest: about
-# 85 s per epoch with twelve runs at once, so two calls; unpack between them, step 3 of
-# DEVELOPERS.md); the other pools find nothing to train and end at once.
+# Left after 2026-11-28: two of mobilenet_v2_mini's table 1 runs, seed 2's ADN and individual
+# FFFFF (ADN the longer: about 85 s per epoch with twelve runs at once, so maybe two calls;
+# unpack between them, step 3 of DEVELOPERS.md); the other pools find nothing to train and
+# end at once.
 TRAIN_ARGS=${TRAIN_ARGS:-table1 --preset mini --seeds 3 --arch mobilenet_v2_mini --jobs 5 & table3 table4 fig6 --preset mini --seeds 2 --arch resnet_mini --jobs 2 & fig7 --preset mini --seeds 2 --jobs 1}
 START=$(date +%s)
 if [ -d .whl ] && ls .whl/*.whl > /dev/null 2>&1; then
